@@ -1,0 +1,106 @@
+"""One code path for NumPy and CuPy.
+
+CuPy is imported here and nowhere else. Everything in nnviz takes its array module from
+the array itself (``xp = get_array_module(x)``), so the same code runs on the host and on
+the GPU. Without CuPy, or without a CUDA device, everything runs on NumPy.
+
+Devices are ``"cpu"``, ``"gpu"`` and ``"auto"`` (the GPU when CuPy sees one); the
+environment variable ``NNVIZ_DEVICE`` sets the default.
+"""
+import functools
+import os
+
+import numpy
+
+try:  # CuPy is optional
+    import cupy
+    import cupyx
+except Exception:  # ImportError, or a CuPy build that fails to load its CUDA libraries
+    cupy = None
+    cupyx = None
+
+DEVICES = ("cpu", "gpu", "auto")
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_available():
+    """True when CuPy is installed and sees at least one CUDA device."""
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def gpu_unavailable_reason():
+    """Why the GPU cannot be used, or None when it can (for test skips and errors)."""
+    if cupy is None:
+        return "CuPy is not installed (pip install nnviz[gpu])"
+    if not gpu_available():
+        return "CuPy sees no CUDA device"
+    return None
+
+
+def default_device():
+    """The device named by NNVIZ_DEVICE (default ``"auto"``), resolved to cpu or gpu."""
+    return resolve_device(os.environ.get("NNVIZ_DEVICE", "auto"))
+
+
+def resolve_device(device=None):
+    """Map ``None``/``"auto"``/``"cpu"``/``"gpu"`` to ``"cpu"`` or ``"gpu"``."""
+    if device is None:
+        return default_device()
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    if device == "gpu" and not gpu_available():
+        raise RuntimeError(f"device 'gpu' asked for, but {gpu_unavailable_reason()}")
+    return device
+
+
+def get_xp(device=None):
+    """The array module of a device: ``numpy`` or ``cupy``."""
+    return cupy if resolve_device(device) == "gpu" else numpy
+
+
+def get_array_module(*arrays):
+    """``cupy`` if any argument is a CuPy array, else ``numpy``."""
+    if cupy is not None:
+        return cupy.get_array_module(*arrays)
+    return numpy
+
+
+def is_gpu_array(a):
+    return cupy is not None and isinstance(a, cupy.ndarray)
+
+
+def device_of(a):
+    return "gpu" if is_gpu_array(a) else "cpu"
+
+
+def to_device(a, device=None):
+    """Move an array to ``device`` (a no-op when it is there already)."""
+    if resolve_device(device) == "gpu":
+        return cupy.asarray(a)
+    return to_numpy(a)
+
+
+def to_numpy(a):
+    """A NumPy array from a NumPy or CuPy array (or anything ``numpy.asarray`` takes)."""
+    if is_gpu_array(a):
+        return cupy.asnumpy(a)
+    return numpy.asarray(a)
+
+
+def synchronize(a=None):
+    """Wait for the GPU's queued work (for timing); a no-op on the host."""
+    if cupy is not None and (a is None or is_gpu_array(a)) and gpu_available():
+        cupy.cuda.get_current_stream().synchronize()
+
+
+@functools.lru_cache(maxsize=None)
+def elementwise_kernel(in_params, out_params, operation, name, preamble=""):
+    """A named CuPy ElementwiseKernel, built once and cached."""
+    return cupy.ElementwiseKernel(in_params, out_params, operation, name, preamble=preamble)

@@ -1,0 +1,42 @@
+"""What every subcommand shares: the common options, loading the net, writing outputs."""
+import os
+
+from .. import backend
+from ..io import InputError
+
+ARCHS = ("vgg16", "vgg19")
+
+
+def add_common(parser, weights=True, out=True):
+    """The options every subcommand takes: --device, --seed, --quiet, and where fitting
+    --arch/--weights and --out/--force."""
+    g = parser.add_argument_group("common options")
+    g.add_argument("--device", default=None, choices=backend.DEVICES,
+                   help="cpu, gpu or auto (default: $NNVIZ_DEVICE or auto)")
+    g.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    g.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    if weights:
+        g.add_argument("--arch", default="vgg16", choices=ARCHS, help="network (default vgg16)")
+        g.add_argument("--weights", default="default",
+                       help="'default' (the bundled VGG16 backbone), 'random', or a weight file "
+                            "made by 'nnviz weights import'")
+    if out:
+        g.add_argument("--out", default="nnviz-out", help="output folder (default nnviz-out)")
+        g.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    return g
+
+
+def load_net(args, include_top=True, pooling="max"):
+    """The net named by --arch/--weights/--device/--seed."""
+    from .. import models
+    build = getattr(models, args.arch)
+    weights = None if args.weights == "random" else args.weights
+    if weights not in (None, "default") and not os.path.exists(weights):
+        raise InputError(f"{weights}: no such weight file (import one with 'nnviz weights import')")
+    return build(weights=weights, include_top=include_top, pooling=pooling, seed=args.seed,
+                 device=args.device)
+
+
+def say(args, *msg):
+    if not getattr(args, "quiet", False):
+        print(*msg, flush=True)

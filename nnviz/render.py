@@ -1,0 +1,104 @@
+"""Turning arrays into pictures: each method's customary rendering, as uint8 images.
+
+- :func:`signed`: a signed map (N, C, H, W) or (C, H, W) centred on grey (deconvnet, guided
+  backprop, gradient × input): 128 + 127 · g / max|g|, channels BGR or RGB as given;
+- :func:`magnitude`: Simonyan's saliency, the max over colour channels of |g|, as a gray map;
+- :func:`heatmap`: a (H, W) map in 0..1 through a perceptual colour map;
+- :func:`overlay`: a heat map blended over an image (Grad-CAM);
+- :func:`grid`: several images in one, with optional labels.
+"""
+import numpy
+
+from .backend import to_numpy
+
+
+def _chw_to_hwc(g):
+    g = to_numpy(g)
+    if g.ndim == 4:
+        if g.shape[0] != 1:
+            raise ValueError(f"render one image at a time, got a batch of shape {g.shape}")
+        g = g[0]
+    return g.transpose(1, 2, 0)
+
+
+def signed(g, bgr=False, percentile=99.5):
+    """A signed (C, H, W) map as RGB uint8 centred on grey; clipped at a high percentile of
+    |g| so that one pixel does not wash out the rest."""
+    a = _chw_to_hwc(g).astype(numpy.float64)
+    if bgr:
+        a = a[..., ::-1]
+    scale = numpy.percentile(numpy.abs(a), percentile) if a.size else 0.0
+    if not scale > 0:
+        scale = numpy.abs(a).max() or 1.0
+    return numpy.clip(128 + 127 * a / scale, 0, 255).astype(numpy.uint8)
+
+
+def magnitude(g, percentile=99.5):
+    """Simonyan et al.'s saliency map: max over channels of |g|, scaled to 0..255 (gray)."""
+    a = numpy.abs(_chw_to_hwc(g)).max(axis=2)
+    scale = numpy.percentile(a, percentile) if a.size else 0.0
+    if not scale > 0:
+        scale = a.max() or 1.0
+    return numpy.clip(255 * a / scale, 0, 255).astype(numpy.uint8)
+
+
+def heatmap(m):
+    """A (H, W) map (any range; normalized to 0..1) as RGB uint8 through matplotlib-free
+    'inferno'-like colours (a fixed piecewise-linear map)."""
+    m = to_numpy(m).astype(numpy.float64)
+    lo, hi = m.min(), m.max()
+    m = (m - lo) / (hi - lo) if hi > lo else numpy.zeros_like(m)
+    stops = numpy.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
+                        dtype=numpy.float64)
+    pos = m * (len(stops) - 1)
+    i = numpy.clip(pos.astype(int), 0, len(stops) - 2)
+    f = (pos - i)[..., None]
+    return (stops[i] * (1 - f) + stops[i + 1] * f).round().astype(numpy.uint8)
+
+
+def upsample(m, h, w):
+    """Bilinear resize of a (h0, w0) map to (h, w) (for Grad-CAM maps)."""
+    from PIL import Image
+    m = to_numpy(m).astype(numpy.float32)
+    return numpy.asarray(Image.fromarray(m, mode="F").resize((w, h), Image.BILINEAR))
+
+
+def overlay(image, m, alpha=0.5):
+    """Blend the heat map of ``m`` (any size; resized) over an RGB uint8 ``image``."""
+    h, w = image.shape[:2]
+    if m.shape != (h, w):
+        m = upsample(m, h, w)
+    heat = heatmap(m).astype(numpy.float64)
+    return numpy.clip((1 - alpha) * image + alpha * heat, 0, 255).astype(numpy.uint8)
+
+
+def gray_to_rgb(img):
+    img = numpy.asarray(img)
+    return numpy.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+def grid(images, labels=None, ncols=None, pad=4, background=255):
+    """Tile RGB or gray uint8 images (resized to the first one's size) in one image, with an
+    optional text label under each."""
+    from PIL import Image, ImageDraw
+    images = [gray_to_rgb(i) for i in images]
+    if not images:
+        raise ValueError("grid of no images")
+    h, w = images[0].shape[:2]
+    n = len(images)
+    ncols = ncols or int(numpy.ceil(numpy.sqrt(n)))
+    nrows = int(numpy.ceil(n / ncols))
+    label_h = 14 if labels else 0
+    out = numpy.full((nrows * (h + pad + label_h) + pad, ncols * (w + pad) + pad, 3), background,
+                     numpy.uint8)
+    canvas = Image.fromarray(out)
+    draw = ImageDraw.Draw(canvas)
+    for k, img in enumerate(images):
+        if img.shape[:2] != (h, w):
+            img = numpy.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+        r, c = divmod(k, ncols)
+        y, x = pad + r * (h + pad + label_h), pad + c * (w + pad)
+        canvas.paste(Image.fromarray(img), (x, y))
+        if labels:
+            draw.text((x + 2, y + h + 1), str(labels[k])[: max(1, w // 6)], fill=(0, 0, 0))
+    return numpy.asarray(canvas)

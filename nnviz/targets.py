@@ -1,0 +1,115 @@
+"""Targets: what to explain or maximize (design contract, "Methods: targets").
+
+- a class of ``fc8``: an int, or ``("fc8", index)``; its pre-softmax score
+- a channel of a layer: ``(layer, channel)``; its activation summed over space
+- one unit: ``(layer, channel, (i, j))``
+
+:func:`parse` turns any of these (or the command-line spelling ``conv5_3:12``,
+``conv5_3:12:3,4``, ``fc8:281``, ``281``) into a :class:`Target`, checked against a net.
+"""
+from dataclasses import dataclass
+
+from .io import InputError
+
+
+@dataclass(frozen=True)
+class Target:
+    layer: str
+    channel: int
+    position: tuple = None      # (i, j) for one unit; None for the whole channel or a class
+
+    @property
+    def is_class(self):
+        return self.layer == "fc8"
+
+    def __str__(self):
+        s = f"{self.layer}:{self.channel}"
+        return s if self.position is None else f"{s}:{self.position[0]},{self.position[1]}"
+
+    def check(self, net, shape=None):
+        """Raise a clear error if the target does not exist in ``net`` (for an activation of
+        ``shape`` (N, C, H, W) or (N, C) when given)."""
+        if self.layer not in net.layers:
+            raise InputError(f"unknown layer {self.layer!r} for {net.arch}: expected one of "
+                             f"{', '.join(net.layers)}")
+        if self.is_class and not net.include_top:
+            raise InputError(
+                f"class target {self} needs the fully connected layers, which these weights "
+                f"({net.weights_info.get('source', 'convolutional backbone only')}) do not have: "
+                f"import full VGG weights with 'nnviz weights import FILE' and pass --weights")
+        if shape is not None:
+            channels = shape[1]
+            if not 0 <= self.channel < channels:
+                raise InputError(f"channel {self.channel} out of range for layer {self.layer!r}, "
+                                 f"which has {channels} channels")
+            if self.position is not None:
+                if len(shape) != 4:
+                    raise InputError(f"layer {self.layer!r} has no spatial positions; "
+                                     f"give a channel only")
+                i, j = self.position
+                if not (0 <= i < shape[2] and 0 <= j < shape[3]):
+                    raise InputError(f"position {(i, j)} lies outside layer {self.layer!r}'s "
+                                     f"{shape[2]}×{shape[3]} map")
+        return self
+
+    def score(self, act):
+        """The target's score per image, from the layer's activation ``act``: (N,)."""
+        if act.ndim == 2:
+            return act[:, self.channel]
+        if self.position is None:
+            return act[:, self.channel].sum(axis=(1, 2))
+        i, j = self.position
+        return act[:, self.channel, i, j]
+
+    def seed(self, act):
+        """The gradient of ``score(act).sum()`` with respect to ``act``: a one-hot mask."""
+        xp = _xp(act)
+        dy = xp.zeros_like(act)
+        if act.ndim == 2:
+            dy[:, self.channel] = 1
+        elif self.position is None:
+            dy[:, self.channel] = 1
+        else:
+            dy[:, self.channel, self.position[0], self.position[1]] = 1
+        return dy
+
+
+def _xp(a):
+    from .backend import get_array_module
+    return get_array_module(a)
+
+
+def parse(spec, net=None):
+    """A :class:`Target` from an int (a class of fc8), a tuple or a string spelling."""
+    if isinstance(spec, Target):
+        t = spec
+    elif isinstance(spec, (int,)) and not isinstance(spec, bool):
+        t = Target("fc8", int(spec))
+    elif isinstance(spec, (tuple, list)):
+        if len(spec) == 2:
+            t = Target(str(spec[0]), int(spec[1]))
+        elif len(spec) == 3:
+            pos = None if spec[2] is None else (int(spec[2][0]), int(spec[2][1]))
+            t = Target(str(spec[0]), int(spec[1]), pos)
+        else:
+            raise InputError(f"target {spec!r}: expected (layer, channel) or (layer, channel, (i, j))")
+    elif isinstance(spec, str):
+        parts = spec.strip().split(":")
+        try:
+            if len(parts) == 1:
+                t = Target("fc8", int(parts[0]))
+            elif len(parts) == 2:
+                t = Target(parts[0], int(parts[1]))
+            elif len(parts) == 3:
+                i, j = (int(v) for v in parts[2].split(","))
+                t = Target(parts[0], int(parts[1]), (i, j))
+            else:
+                raise ValueError
+        except ValueError:
+            raise InputError(f"target {spec!r}: expected CLASS, LAYER:CHANNEL or "
+                             f"LAYER:CHANNEL:I,J (e.g. 281, conv5_3:12, conv5_3:12:3,4)") from None
+    else:
+        raise InputError(f"target {spec!r}: expected an int, a tuple or a string")
+    if net is not None:
+        t.check(net)
+    return t
