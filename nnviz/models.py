@@ -97,7 +97,7 @@ class Net:
     def _check_top(self, x_shape, until):
         """Fully connected layers only for a 224×224 input."""
         names = self.layer_names
-        if "flatten" not in self.layers:
+        if self.arch not in CONFIGS or "flatten" not in self.layers:
             return until
         first_fc = names.index("flatten")
         if tuple(x_shape[2:]) == (TOP_SIZE, TOP_SIZE):
