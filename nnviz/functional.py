@@ -11,6 +11,8 @@ Each routine that NumPy cannot express without loops or copies has a CuPy kernel
 NumPy twin (``im2col``, ``col2im``, ``max_pool2d``, ``max_pool2d_backward``, ``unpool``);
 ``xp`` is always taken from the array.
 """
+import os
+
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
@@ -58,11 +60,15 @@ def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
     out_w = conv_outsize(w, kw, sx, pw, dx)
     if ph or pw:
         x = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pval)
-    # A strided view of every window, then one copy into GEMM order.
-    s_n, s_c, s_h, s_w = x.strides
-    view = as_strided(x, (n, c, kh, kw, out_h, out_w),
+    return numpy.ascontiguousarray(_windows(x, kh, kw, sy, sx, dy, dx, out_h, out_w))
+
+
+def _windows(xpad, kh, kw, sy, sx, dy, dx, out_h, out_w):
+    """A strided view ``(N, C, kh, kw, out_h, out_w)`` of every window of a padded image."""
+    s_n, s_c, s_h, s_w = xpad.strides
+    n, c = xpad.shape[:2]
+    return as_strided(xpad, (n, c, kh, kw, out_h, out_w),
                       (s_n, s_c, s_h * dy, s_w * dx, s_h * sy, s_w * sx), writeable=False)
-    return numpy.ascontiguousarray(view)
 
 
 def _im2col_gpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
@@ -148,18 +154,59 @@ def _col2im_gpu(col, h, w, sy, sx, ph, pw, dy, dx):
 # convolution and its transpose
 # ---------------------------------------------------------------------------------------
 
+# The column buffer is built in blocks (of images, or of output rows of one image) of at most
+# this many bytes, so that memory stays bounded on large images and the GEMM operands stay
+# warm in cache. On the GPU, blocks of whole images.
+COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_COL_BLOCK_MB", "24")) << 20
+GPU_COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_GPU_COL_BLOCK_MB", "2048")) << 20
+
+
+def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
+    """im2col in blocks: yields ``(n0, n1, r0, r1, col)`` where ``col: (n1-n0, C*kh*kw,
+    (r1-r0)*out_w)`` holds the windows of output rows ``r0:r1`` of images ``n0:n1``."""
+    n, c, h, w = x.shape
+    out_h = conv_outsize(h, kh, sy, ph, dy)
+    out_w = conv_outsize(w, kw, sx, pw, dx)
+    k = c * kh * kw
+    row_bytes = k * out_w * x.dtype.itemsize
+    gpu = backend.is_gpu_array(x)
+    budget = GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES
+    if gpu or row_bytes * out_h <= budget:
+        nb = max(1, budget // (row_bytes * out_h))
+        for n0 in range(0, n, nb):
+            n1 = min(n, n0 + nb)
+            col = im2col(x[n0:n1], kh, kw, sy, sx, ph, pw, dy, dx)
+            yield n0, n1, 0, out_h, col.reshape(n1 - n0, k, out_h * out_w)
+        return
+    rb = max(1, budget // row_bytes)
+    xpad = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    for n0 in range(n):
+        for r0 in range(0, out_h, rb):
+            r1 = min(out_h, r0 + rb)
+            rows = xpad[n0:n0 + 1, :, r0 * sy:(r1 - 1) * sy + (kh - 1) * dy + 1]
+            col = numpy.ascontiguousarray(_windows(rows, kh, kw, sy, sx, dy, dx, r1 - r0, out_w))
+            yield n0, n0 + 1, r0, r1, col.reshape(1, k, (r1 - r0) * out_w)
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     """Cross-correlation as PyTorch's ``conv2d``: ``x: (N, C, H, W)``, ``w: (O, C, kh, kw)``,
-    ``b: (O,)`` -> ``y: (N, O, out_h, out_w)``. One GEMM: ``(O, C*kh*kw) @ (N, C*kh*kw, P)``."""
+    ``b: (O,)`` -> ``y: (N, O, out_h, out_w)``. A GEMM ``(O, C*kh*kw) @ (C*kh*kw, P)`` per
+    block of the column buffer (see :func:`col_blocks`)."""
     xp = get_array_module(x)
     sy, sx = pair(stride)
     ph, pw = pair(padding)
     dy, dx = pair(dilation)
     o, _, kh, kw = w.shape
-    col = im2col(x, kh, kw, sy, sx, ph, pw, dy, dx)
-    n, _, _, _, out_h, out_w = col.shape
-    y = xp.matmul(w.reshape(o, -1), col.reshape(n, -1, out_h * out_w))  # (N, O, P)
-    y = y.reshape(n, o, out_h, out_w)
+    n, _, h, wd = x.shape
+    out_h = conv_outsize(h, kh, sy, ph, dy)
+    out_w = conv_outsize(wd, kw, sx, pw, dx)
+    y = xp.empty((n, o, out_h, out_w), dtype=x.dtype)
+    w2 = xp.ascontiguousarray(w.reshape(o, -1))
+    for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
+        if r0 == 0 and r1 == out_h:        # whole images: the GEMM writes y in place
+            xp.matmul(w2, col, out=y[n0:n1].reshape(n1 - n0, o, out_h * out_w))
+        else:
+            y[n0:n1, :, r0:r1] = xp.matmul(w2, col).reshape(n1 - n0, o, r1 - r0, out_w)
     if b is not None:
         y += b.reshape(1, o, 1, 1)
     return y
@@ -171,7 +218,9 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, dilation=1, output_size=
     :func:`conv2d`: ``x: (N, C, H, W)``, ``w: (C, O, kh, kw)`` -> ``(N, O, H', W')``.
 
     ``output_size`` (H', W') fixes the output; otherwise it follows from ``output_padding``.
-    A conv2d with filters ``w`` maps (N, O, H', W') to (N, C, H, W); this is its adjoint.
+    A conv2d with filters ``w`` maps (N, O, H', W') to (N, C, H, W); this is its adjoint:
+    ``col = w.T @ x`` scattered back by :func:`col2im`. With stride 1 the same map is a plain
+    correlation with the flipped, transposed filters, which :func:`conv2d` computes in blocks.
     """
     xp = get_array_module(x)
     sy, sx = pair(stride)
@@ -183,6 +232,11 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, dilation=1, output_size=
         oph, opw = pair(output_padding)
         output_size = (deconv_outsize(h, kh, sy, ph, dy, oph), deconv_outsize(wd, kw, sx, pw, dx, opw))
     out_h, out_w = output_size
+    qh, qw = dy * (kh - 1) - ph, dx * (kw - 1) - pw      # the padding of the equivalent conv
+    if (sy, sx) == (1, 1) and qh >= 0 and qw >= 0 and (out_h, out_w) == (
+            deconv_outsize(h, kh, 1, ph, dy), deconv_outsize(wd, kw, 1, pw, dx)):
+        flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)           # (O, C, kh, kw)
+        return conv2d(x, xp.ascontiguousarray(flipped), b, 1, (qh, qw), (dy, dx))
     # (O*kh*kw, C) @ (N, C, H*W) -> (N, O*kh*kw, H*W) = col of the output image
     col = xp.matmul(w.reshape(c, -1).T, x.reshape(n, c, h * wd))
     y = col2im(col.reshape(n, o, kh, kw, h, wd), out_h, out_w, sy, sx, ph, pw, dy, dx)
@@ -201,15 +255,16 @@ def conv2d_grad_weight(x, gy, kh, kw, stride=1, padding=0, dilation=1):
     sy, sx = pair(stride)
     ph, pw = pair(padding)
     dy, dx = pair(dilation)
-    n, c = x.shape[:2]
+    n, c, h, w = x.shape
     o = gy.shape[1]
-    col = im2col(x, kh, kw, sy, sx, ph, pw, dy, dx)
-    out_h, out_w = col.shape[4:]
-    if gy.shape[2:] != (out_h, out_w):
-        raise ValueError(f"gradient shape {gy.shape} does not match the convolution's output "
-                         f"{(n, o, out_h, out_w)}")
-    # sum over N and P of gy (N, O, P) times col (N, K, P) -> (O, K)
-    gw = xp.tensordot(gy.reshape(n, o, -1), col.reshape(n, c * kh * kw, -1), axes=([0, 2], [0, 2]))
+    out_h, out_w = conv_outsize(h, kh, sy, ph, dy), conv_outsize(w, kw, sx, pw, dx)
+    if tuple(gy.shape) != (n, o, out_h, out_w):
+        raise ValueError(f"gradient shape {tuple(gy.shape)} does not match the convolution's "
+                         f"output {(n, o, out_h, out_w)}")
+    gw = xp.zeros((o, c * kh * kw), dtype=x.dtype)
+    for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
+        g = gy[n0:n1, :, r0:r1].reshape(n1 - n0, o, -1)               # (nb, O, P)
+        gw += xp.tensordot(g, col, axes=([0, 2], [0, 2]))              # sum over images and P
     return gw.reshape(o, c, kh, kw)
 
 
@@ -226,14 +281,25 @@ def max_pool2d(x, kh, kw, sy, sx, ph, pw):
     if backend.is_gpu_array(x):
         return _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw)
     n, c, h, w = x.shape
-    col = _im2col_cpu(x, kh, kw, sy, sx, ph, pw, 1, 1, -numpy.inf)
-    out_h, out_w = col.shape[4:]
-    col = col.reshape(n, c, kh * kw, out_h, out_w)
-    k = col.argmax(axis=2)                                     # (N, C, out_h, out_w)
-    y = numpy.take_along_axis(col, k[:, :, None], axis=2)[:, :, 0]
+    out_h, out_w = conv_outsize(h, kh, sy, ph), conv_outsize(w, kw, sx, pw)
+    if ph or pw:
+        x = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-numpy.inf)
+    # A running maximum over the kh*kw offsets of the window (strided views, no column
+    # buffer). Strictly greater wins, so the first maximum is kept on ties; a NaN always wins,
+    # as in PyTorch.
+    y = k = None
+    for i in range(kh):
+        for j in range(kw):
+            v = x[:, :, i:i + sy * (out_h - 1) + 1:sy, j:j + sx * (out_w - 1) + 1:sx]
+            if y is None:
+                y, k = v.copy(), numpy.zeros(v.shape, numpy.int64)
+                continue
+            better = (v > y) | numpy.isnan(v)
+            numpy.copyto(y, v, where=better)
+            k[better] = i * kw + j
     rows = numpy.arange(out_h).reshape(-1, 1) * sy - ph + k // kw
     cols = numpy.arange(out_w) * sx - pw + k % kw
-    return y, (rows * w + cols).astype(numpy.int64)
+    return y, rows * w + cols
 
 
 def _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw):

@@ -91,6 +91,9 @@ def atomic_path(path, force=True, inputs=()):
     os.close(fd)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600 files; outputs are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

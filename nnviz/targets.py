@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from .io import InputError
 
+TOP_LAYERS = ("flatten", "fc6", "relu6", "fc7", "relu7", "fc8")
+
 
 @dataclass(frozen=True)
 class Target:
@@ -29,14 +31,14 @@ class Target:
     def check(self, net, shape=None):
         """Raise a clear error if the target does not exist in ``net`` (for an activation of
         ``shape`` (N, C, H, W) or (N, C) when given)."""
+        if self.layer in TOP_LAYERS and self.layer not in net.layers:
+            raise InputError(
+                f"target {self} needs the fully connected layers, which these weights "
+                f"({net.weights_info.get('source', 'convolutional backbone only')}) do not have: "
+                f"import full VGG weights with 'nnviz weights import FILE' and pass --weights")
         if self.layer not in net.layers:
             raise InputError(f"unknown layer {self.layer!r} for {net.arch}: expected one of "
                              f"{', '.join(net.layers)}")
-        if self.is_class and not net.include_top:
-            raise InputError(
-                f"class target {self} needs the fully connected layers, which these weights "
-                f"({net.weights_info.get('source', 'convolutional backbone only')}) do not have: "
-                f"import full VGG weights with 'nnviz weights import FILE' and pass --weights")
         if shape is not None:
             channels = shape[1]
             if not 0 <= self.channel < channels:

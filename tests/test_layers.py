@@ -2,7 +2,6 @@
 parameter gradients, in float64 (to 1e-10) and float32, over a grid of geometries; max-pool
 switches against ``return_indices``; unpooling against ``max_unpool2d``; the ReLU rules
 against a PyTorch autograd.Function written from their formulas."""
-import itertools
 
 import numpy
 import pytest
@@ -38,10 +37,20 @@ CONV_CASES = [
 ]
 
 
+@pytest.fixture(params=["whole", "rows"])
+def col_blocks(request, monkeypatch):
+    """Run each convolution test twice: the column buffer whole, and built one output row at
+    a time (the memory-bounded path taken on large images)."""
+    from nnviz import functional
+    if request.param == "rows":
+        monkeypatch.setattr(functional, "COL_BLOCK_BYTES", 1)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_matches_torch(case, dtype, bias):
+def test_conv2d_matches_torch(case, dtype, bias, col_blocks):
     shape, o, k, s, p, d = case
     rng = numpy.random.default_rng(0)
     layer = L.Conv2d(shape[1], o, k, stride=s, padding=p, dilation=d, bias=bias, dtype=dtype)
@@ -67,6 +76,9 @@ def test_conv2d_matches_torch(case, dtype, bias):
 DECONV_CASES = [
     # (N, C, H, W), O, k, stride, padding, output_padding, dilation
     ((2, 3, 5, 4), 2, 3, 1, 0, 0, 1),
+    ((2, 3, 5, 4), 2, 3, 1, 1, 0, 1),
+    ((1, 2, 6, 5), 3, (3, 2), 1, (2, 1), 0, (1, 2)),
+    ((1, 2, 6, 5), 3, 3, 1, 3, 0, 1),
     ((1, 2, 4, 5), 3, 3, 2, 1, 1, 1),
     ((2, 4, 3, 3), 2, (2, 3), (2, 3), (0, 1), (1, 2), 1),
     ((1, 2, 5, 5), 3, 3, 2, 1, 0, 2),
@@ -76,7 +88,7 @@ DECONV_CASES = [
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", DECONV_CASES)
-def test_conv_transpose2d_matches_torch(case, dtype):
+def test_conv_transpose2d_matches_torch(case, dtype, col_blocks):
     shape, o, k, s, p, op, d = case
     rng = numpy.random.default_rng(1)
     layer = L.ConvTranspose2d(shape[1], o, k, stride=s, padding=p, output_padding=op,

@@ -1,5 +1,6 @@
 """What every subcommand shares: the common options, loading the net, writing outputs."""
 import os
+import threading
 
 from .. import backend
 from ..io import InputError
@@ -26,15 +27,34 @@ def add_common(parser, weights=True, out=True):
     return g
 
 
+_NET_CACHE = None   # None: build a net every call; a dict once enable_net_cache() is called
+
+
+def enable_net_cache():
+    """Keep nets between calls of :func:`load_net` (``nnviz batch``: one net per worker)."""
+    global _NET_CACHE
+    if _NET_CACHE is None:
+        _NET_CACHE = {}
+
+
 def load_net(args, include_top=True, pooling="max"):
-    """The net named by --arch/--weights/--device/--seed."""
+    """The net named by --arch/--weights/--device/--seed (kept between calls once
+    :func:`enable_net_cache` was called; one per thread, since a net holds its activations)."""
     from .. import models
     build = getattr(models, args.arch)
     weights = None if args.weights == "random" else args.weights
     if weights not in (None, "default") and not os.path.exists(weights):
         raise InputError(f"{weights}: no such weight file (import one with 'nnviz weights import')")
-    return build(weights=weights, include_top=include_top, pooling=pooling, seed=args.seed,
-                 device=args.device)
+    key = (args.arch, args.weights,
+           os.path.getmtime(weights) if weights not in (None, "default") else None,
+           include_top, pooling, args.device, args.seed, threading.get_ident())
+    if _NET_CACHE is not None and key in _NET_CACHE:
+        return _NET_CACHE[key]
+    net = build(weights=weights, include_top=include_top, pooling=pooling, seed=args.seed,
+                device=args.device)
+    if _NET_CACHE is not None:
+        _NET_CACHE[key] = net
+    return net
 
 
 def say(args, *msg):

@@ -1,0 +1,451 @@
+"""Run any nnviz subcommand over a folder of images, in parallel, on Dask (``nnviz batch``).
+
+A *task* is one image (times one combination of the ``--sweep`` values). It parses the
+method's own subcommand parser (from :func:`nnviz.cli.build_parser`) with the method options,
+the image (its ``--image`` option, else its first positional), ``--out <temporary folder>``
+and ``--force``, and calls the subcommand's ``func(args)`` in a worker process. The temporary
+folder ``OUT/.partial/RUN/...`` is renamed to ``OUT/TASK`` when the task succeeds, so a folder
+``OUT/TASK`` always holds a complete result, and a re-run skips the tasks whose folder exists.
+
+Images travel as paths and results as files (workers need the same file system as the
+client: one machine, or a shared disk). Each worker process builds a net once and keeps it
+(:func:`install_net_cache`), instead of once per task.
+
+The client appends one JSON line per task to ``OUT/manifest.jsonl`` as tasks finish:
+``{"run", "task", "image", "sweep", "options", "status", "outputs", "duration_s", "worker",
+"error", "finished"}`` with status ``done``, ``failed`` or ``skipped`` (its folder existed
+before the run started: nothing ran). Failures:
+
+- bad user input (``InputError``: a corrupt image, a bad option value) fails its own task at
+  once, with its message in the manifest; the other tasks go on;
+- any other exception is retried ``retries`` times (Dask's ``retries``), then recorded failed;
+- a worker process that dies is restarted by its nanny, and the scheduler gives its tasks to
+  another worker (up to ``distributed.scheduler.allowed-failures`` deaths per task, 3 by
+  default; then the task is recorded failed with ``KilledWorker``).
+
+Dask is imported inside functions only: the rest of nnviz never needs it.
+"""
+import argparse
+import collections
+import datetime
+import glob
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+
+from .io import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm")
+MANIFEST = "manifest.jsonl"
+PARTIAL = ".partial"
+NEEDS_DASK = "nnviz batch needs Dask: pip install nnviz[batch]"
+
+
+# ---------------------------------------------------------------------------------------
+# the method: a subcommand name, or a (parser_builder, func) pair
+# ---------------------------------------------------------------------------------------
+
+def _raise_input_error(parser):
+    def error(message):
+        raise InputError(f"{parser.prog}: {message}")
+    return error
+
+
+def method_parser(method):
+    """``(parser, name)`` for a subcommand name (``"saliency"``) or a ``(parser_builder,
+    func)`` pair (``parser_builder()`` returns an ``argparse.ArgumentParser``; ``func(args)``
+    runs the method and returns an exit code). Parse errors raise :class:`InputError`."""
+    if isinstance(method, str):
+        from .cli import build_parser
+        subparsers = [a for a in build_parser()._actions
+                      if isinstance(a, argparse._SubParsersAction)]
+        choices = subparsers[0].choices if subparsers else {}
+        if method not in choices or method == "batch":
+            names = ", ".join(n for n in choices if n != "batch")
+            raise InputError(f"unknown method {method!r}: expected one of {names}")
+        parser, name = choices[method], method
+    else:
+        builder, func = method
+        parser, name = builder(), getattr(func, "__name__", "method")
+        parser.set_defaults(func=func)
+    parser.error = _raise_input_error(parser)
+    return parser, name
+
+
+def _flags(parser):
+    return parser._option_string_actions
+
+
+def option_string(parser, name):
+    """The option of ``parser`` that a sweep name means: ``style_weight`` -> ``--style-weight``."""
+    flag = name if name.startswith("-") else "--" + name.replace("_", "-")
+    if flag not in _flags(parser):
+        options = sorted(f for f in _flags(parser) if f.startswith("--") and f != "--help")
+        raise InputError(f"--sweep {name}: {parser.prog} has no option {flag} "
+                         f"(its options: {' '.join(options)})")
+    return flag
+
+
+def parse_sweep(text):
+    """``"style_weight=1e2,1e3"`` -> ``("style_weight", ["1e2", "1e3"])``."""
+    name, eq, values = text.partition("=")
+    values = [v.strip() for v in values.split(",")]
+    if not eq or not name.strip() or not all(values):
+        raise InputError(f"--sweep {text!r}: expected NAME=VALUE1,VALUE2,... "
+                         "(e.g. style_weight=1e2,1e3)")
+    return name.strip().lstrip("-").replace("-", "_"), values
+
+
+def find_images(specs):
+    """Absolute paths of the images named by folders, globs, files or ``sample:NAME``."""
+    if isinstance(specs, (str, os.PathLike)):
+        specs = [specs]
+    found = []
+    for spec in specs:
+        spec, before = os.fspath(spec), len(found)
+        if spec.startswith("sample:"):
+            found.append(spec)
+        elif os.path.isdir(spec):
+            found += sorted(os.path.join(spec, f) for f in os.listdir(spec)
+                            if f.lower().endswith(IMAGE_EXTENSIONS)
+                            and os.path.isfile(os.path.join(spec, f)))
+        elif os.path.isfile(spec):
+            found.append(spec)
+        else:
+            matches = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise InputError(f"--images {spec}: no such folder or file, and no file "
+                                 "matches it as a pattern")
+            found += matches
+        if len(found) == before:
+            raise InputError(f"--images {spec}: no images there "
+                             f"({', '.join(IMAGE_EXTENSIONS)})")
+    paths = [p if p.startswith("sample:") else os.path.abspath(p) for p in found]
+    return list(dict.fromkeys(paths))
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text)).strip("_") or "_"
+
+
+def _stems(paths):
+    """A folder name per image: the file's stem, its extension added where stems collide."""
+    def stem(p, ext=False):
+        if p.startswith("sample:"):
+            return p.split(":", 1)[1]
+        base = os.path.basename(p)
+        return _slug(base.replace(".", "-") if ext else os.path.splitext(base)[0])
+    first = collections.Counter(stem(p) for p in paths)
+    names = [stem(p, first[stem(p)] > 1) for p in paths]
+    dup = [n for n, k in collections.Counter(names).items() if k > 1]
+    if dup:
+        clash = [p for p, n in zip(paths, names) if n == dup[0]]
+        raise InputError(f"images {clash[0]} and {clash[1]} would write to the same folder "
+                         f"{dup[0]!r}: rename one")
+    return names
+
+
+def make_tasks(parser, images, out, options=(), sweeps=()):
+    """One task dict per image × sweep combination; each is parsed once here, so that a bad
+    option value is a usage error before anything runs."""
+    flags = _flags(parser)
+    if "--out" not in flags:
+        raise InputError(f"{parser.prog} writes no files (it has no --out option)")
+    options = list(options)
+    for bad in ("--out", "--image", "--force"):
+        if any(o == bad or o.startswith(bad + "=") for o in options):
+            raise InputError(f"method option {bad}: nnviz batch sets it for each task")
+    sweeps = [parse_sweep(s) if isinstance(s, str) else tuple(s) for s in sweeps]
+    sweep_flags = [option_string(parser, name) for name, _ in sweeps]
+    tasks = []
+    for path, stem in zip(images, _stems(images)):
+        for combo in itertools.product(*[values for _, values in sweeps]):
+            sweep = {name: value for (name, _), value in zip(sweeps, combo)}
+            argv = list(options)
+            for flag, value in zip(sweep_flags, combo):
+                argv += [flag, value]
+            argv = argv + ["--image", path] if "--image" in flags else [path] + argv
+            argv += ["--force"] if "--force" in flags else []
+            argv += ["--quiet"] if "--quiet" in flags else []
+            name = stem + "".join(f"__{k}={_slug(v)}" for k, v in sweep.items())
+            parser.parse_args(argv + ["--out", os.path.join(out, name)])   # usage errors now
+            tasks.append({"task": name, "image": path, "sweep": sweep, "options": options,
+                          "argv": argv, "final": os.path.join(out, name)})
+    return tasks
+
+
+# ---------------------------------------------------------------------------------------
+# in the worker: one net per worker process, one task
+# ---------------------------------------------------------------------------------------
+
+_PARSERS = {}
+# what nnviz.cli.main calls a usage error: the same input fails again, so it is not retried
+FINAL_ERRORS = (InputError, KeyError, ValueError, TypeError)
+
+
+def install_net_cache():
+    """Keep nets between tasks in this worker process (``common.enable_net_cache``): a net is
+    built once per worker (and thread, since a net holds its activations). Idempotent."""
+    from .commands import common
+    common.enable_net_cache()
+
+
+def net_cache_info():
+    """``{"builds": nets built by this process, "cached": nets kept}`` (for tests, benches)."""
+    from .commands import common
+    n = len(common._NET_CACHE or {})
+    return {"builds": n, "cached": n, "pid": os.getpid()}
+
+
+def net_cache_clear():
+    from .commands import common
+    if common._NET_CACHE is not None:
+        common._NET_CACHE.clear()
+
+
+def _worker_address():
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except Exception:   # not in a Dask worker (a direct call)
+        return f"pid:{os.getpid()}"
+
+
+def _outputs(folder, out):
+    return sorted(os.path.relpath(os.path.join(d, f), out)
+                  for d, _, files in os.walk(folder) for f in files)
+
+
+def run_task(method, task, partial):
+    """Run one task in this process: parse, run into a temporary folder under ``partial``,
+    rename it to ``task["final"]``. Returns the manifest row's result fields. Bad input
+    (:data:`FINAL_ERRORS`) is returned as a failure, not retried; other exceptions propagate
+    (Dask retries them)."""
+    if not isinstance(method, str):
+        parser = method_parser(method)[0]
+    else:
+        if method not in _PARSERS:
+            _PARSERS[method] = method_parser(method)[0]
+        parser = _PARSERS[method]
+    install_net_cache()
+    start = time.perf_counter()
+    os.makedirs(partial, exist_ok=True)
+    tmp = os.path.join(partial, f"{task['task']}.{uuid.uuid4().hex[:8]}")
+    result = {"status": "done", "outputs": [], "error": None, "worker": _worker_address()}
+    try:
+        args = parser.parse_args(task["argv"] + ["--out", tmp])
+        os.makedirs(tmp)
+        code = args.func(args)
+        if code not in (0, None):
+            raise InputError(f"{parser.prog} exited with code {code}")
+        final = task["final"]
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not os.path.isdir(final):
+                raise
+            # an earlier attempt of this task finished it (its worker died before reporting):
+            # the first complete result stays
+        result["outputs"] = _outputs(final, os.path.dirname(final))
+    except FINAL_ERRORS as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        result.update(status="failed", error=f"{type(e).__name__}: {msg}")
+    except SystemExit as e:
+        result.update(status="failed", error=f"{parser.prog} exited with code {e.code}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["duration_s"] = round(time.perf_counter() - start, 4)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# the client: cluster, submission, manifest
+# ---------------------------------------------------------------------------------------
+
+def append_row(path, row):
+    """Append one JSON line to the manifest: one write, flushed and fsynced."""
+    line = (json.dumps(row, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(out):
+    """The manifest's rows, oldest first."""
+    path = os.path.join(out, MANIFEST)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def gpu_count():
+    from . import backend
+    if not backend.gpu_available():
+        return 0
+    return backend.cupy.cuda.runtime.getDeviceCount()
+
+
+def cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def gpu_worker_spec(n_gpus, threads_per_worker=1):
+    """One Nanny per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``, set before the
+    worker process starts, as dask-cuda does) and running nnviz there (``NNVIZ_DEVICE=gpu``)."""
+    from distributed import Nanny
+    return {f"gpu-{i}": {"cls": Nanny, "options": {
+        "nthreads": threads_per_worker,
+        "env": {"CUDA_VISIBLE_DEVICES": str(i), "NNVIZ_DEVICE": "gpu"}}}
+        for i in range(n_gpus)}
+
+
+def start_cluster(n_workers=None, threads_per_worker=1, device=None, n_tasks=None, quiet=False):
+    """A cluster on this machine: one worker process per GPU when ``device == "gpu"`` and
+    several GPUs are visible, else a ``LocalCluster`` of worker processes (default: one per
+    CPU core, at most one per task), ``threads_per_worker`` threads each."""
+    import logging
+    from distributed import LocalCluster, Scheduler, SpecCluster
+    logs = logging.ERROR if quiet else logging.WARNING
+    dashboard = ":0"   # a free port: several runs may share the machine
+    n_gpus = gpu_count() if device == "gpu" else 0
+    if n_gpus > 1 and n_workers in (None, n_gpus):
+        return SpecCluster(workers=gpu_worker_spec(n_gpus, threads_per_worker),
+                           scheduler={"cls": Scheduler, "options": {
+                               "dashboard_address": dashboard}},
+                           silence_logs=logs)
+    if n_workers is None:
+        n_workers = cpu_count() // threads_per_worker
+        n_workers = max(1, min(n_workers, n_tasks or n_workers))
+    return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                        processes=True, dashboard_address=dashboard, silence_logs=logs)
+
+
+def _has_bokeh():
+    import importlib.util
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _say(quiet, *msg):
+    if not quiet:
+        print(*msg, file=sys.stderr, flush=True)
+
+
+def _progress(total, quiet, progress):
+    if progress is None:
+        progress = not quiet and sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="task", file=sys.stderr, dynamic_ncols=True)
+
+
+def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=None,
+        threads_per_worker=1, retries=2, device=None, quiet=False, progress=None):
+    """Run ``method`` on every image (× every sweep combination) and write ``out``.
+
+    ``method``: a subcommand name or a ``(parser_builder, func)`` pair; ``images``: folders,
+    globs, files (see :func:`find_images`); ``options``: the method's own options (argv
+    strings); ``sweeps``: ``"name=v1,v2"`` strings; ``scheduler``: an address (or a
+    ``distributed.Client``) to use instead of a new local cluster.
+
+    Returns ``{"done": n, "failed": n, "skipped": n, "rows": [manifest rows of this run]}``."""
+    parser, name = method_parser(method)
+    out = os.path.abspath(os.fspath(out))
+    tasks = make_tasks(parser, find_images(images), out, options, sweeps)
+    try:
+        import distributed
+    except ImportError:
+        raise RuntimeError(NEEDS_DASK) from None
+    os.makedirs(out, exist_ok=True)
+    manifest = os.path.join(out, MANIFEST)
+    run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+    partial = os.path.join(out, PARTIAL, run_id)
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+    rows = []
+
+    def record(task, **result):
+        row = {"run": run_id, "method": name, "task": task["task"], "image": task["image"],
+               "sweep": task["sweep"], "options": task["options"], "outputs": [],
+               "duration_s": None, "worker": None, "error": None,
+               "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+        row.update(result)
+        append_row(manifest, row)
+        counts[row["status"]] += 1
+        rows.append(row)
+
+    todo = []
+    for task in tasks:
+        if os.path.isdir(task["final"]):
+            record(task, status="skipped", outputs=_outputs(task["final"], out))
+        else:
+            todo.append(task)
+    if not todo:
+        _say(quiet, f"nnviz batch: nothing to do, all {len(tasks)} tasks are in {out}")
+        return dict(counts, rows=rows)
+
+    cluster = client = None
+    own_client = not isinstance(scheduler, distributed.Client)
+    try:
+        if scheduler is None:
+            cluster = start_cluster(workers, threads_per_worker, device, len(todo), quiet)
+            client = distributed.Client(cluster)
+        else:
+            client = distributed.Client(scheduler) if own_client else scheduler
+        link = None   # a local dashboard needs bokeh (the HTTP server runs anyway)
+        if "dashboard" in client.scheduler_info().get("services", {}) and \
+                (cluster is None or _has_bokeh()):
+            link = client.dashboard_link
+        n = len(client.scheduler_info()["workers"])
+        _say(quiet, f"nnviz batch: {len(todo)} tasks ({counts['skipped']} done before) on "
+                    f"{n} workers at {client.scheduler.address}"
+                    + (f", dashboard {link}" if link else ""))
+        futures = {}
+        for task in todo:
+            key = f"nnviz-batch-{name}-{task['task']}-{run_id}"
+            futures[client.submit(run_task, method, task, partial, key=key, pure=False,
+                                  retries=retries)] = task
+        bar = _progress(len(todo), quiet, progress)
+        for future in distributed.as_completed(futures):
+            task = futures.pop(future)
+            try:
+                result = future.result()
+            except Exception as e:   # retries spent, or the task killed too many workers
+                result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+            record(task, **result)
+            if result["status"] == "failed":   # errors are printed even with --quiet
+                msg = f"nnviz batch: {task['task']} failed: {result['error']}"
+                if bar is not None:
+                    bar.write(msg, file=sys.stderr)
+                else:
+                    _say(False, msg)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(failed=counts["failed"], refresh=False)
+        if bar is not None:
+            bar.close()
+    finally:
+        if client is not None and own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            os.rmdir(os.path.join(out, PARTIAL))   # only when no other run uses it
+        except OSError:
+            pass
+    _say(quiet, f"nnviz batch: {counts['done']} done, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped; manifest {manifest}")
+    return dict(counts, rows=rows)

@@ -1,0 +1,271 @@
+"""Attribution commands: ``saliency``, ``deconvnet``, ``guided``, ``top-units``, ``smoothgrad``,
+``gradxinput``, ``ig``, ``gradcam``, ``guided-gradcam`` and ``trace`` (see
+:mod:`nnviz.methods.attribution` for the papers). Each takes one or more images (``--image``,
+repeatable), one or more targets (``--target``, repeatable) and writes PNGs into ``--out``."""
+import argparse
+import os
+import re
+
+import numpy
+
+from .. import io, render, targets
+from ..backend import to_numpy
+from ..io import InputError
+from ..methods.attribution import TOP_LAYERS, check_top
+from .common import add_common, load_net, say
+
+DEFAULT_LAYER = "pool5"          # default target: the strongest channel of this layer
+
+TARGET_HELP = ("what to explain: CLASS (an fc8 index, needs weights with the fully connected "
+               "layers and --size 224), LAYER:CHANNEL (the channel summed over space) or "
+               "LAYER:CHANNEL:I,J (one unit); repeatable (default: the strongest channel of "
+               f"{DEFAULT_LAYER})")
+
+EXAMPLES = """examples:
+  nnviz {name} --image sample:astronaut --target conv5_3:12
+  nnviz {name} --weights random --size 64 --target relu4_3:5 --target relu5_3:7 --grid
+"""
+
+
+def _add_inputs(p, grid=True, target=True):
+    add_common(p)
+    p.add_argument("--image", action="append", default=None, metavar="PATH",
+                   help="an image file or sample:NAME (astronaut, chelsea, coffee); repeatable "
+                        "(default sample:astronaut)")
+    p.add_argument("--size", type=int, default=224,
+                   help="images are resized to SIZE×SIZE (default 224)")
+    if target:
+        p.add_argument("--target", action="append", default=None, metavar="SPEC",
+                       help=TARGET_HELP)
+    if grid:
+        p.add_argument("--grid", action="store_true",
+                       help="put every image and target in one PNG (a row per image)")
+
+
+def register(sub):
+    def parser(name, help, func, grid=True, target=True):
+        p = sub.add_parser(name, help=help, description=help,
+                           epilog=EXAMPLES.format(name=name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_inputs(p, grid, target)
+        p.set_defaults(func=func, command_name=name)
+        return p
+
+    parser("saliency", "Simonyan et al. 2013: gradient of a score, max over colours of |g|",
+           run_saliency)
+    p = parser("deconvnet", "Zeiler & Fergus 2014: deconvnet projection of a unit or channel",
+               run_deconvnet)
+    p.add_argument("--mode", choices=("unit", "channel"), default="unit",
+                   help="project the channel's strongest unit (default) or the whole channel")
+    p.add_argument("--no-switches", action="store_true",
+                   help="unpool to the top-left of each window instead of the recorded switches")
+    p = parser("guided", "Springenberg et al. 2015: guided backpropagation of a unit or channel",
+               run_guided)
+    p.add_argument("--mode", choices=("unit", "channel"), default="unit",
+                   help="the channel's strongest unit (default) or the whole channel")
+    p = parser("top-units", "Zeiler & Fergus 2014: projections of a layer's strongest channels, "
+               "with image crops of their receptive fields", run_top_units, grid=False, target=False)
+    p.add_argument("--layer", default="relu5_3", help="layer (default relu5_3)")
+    p.add_argument("-n", type=int, default=9, help="how many channels (default 9)")
+    p.add_argument("--rule", choices=("guided", "deconvnet"), default="guided",
+                   help="projection rule (default guided)")
+    p = parser("smoothgrad", "Smilkov et al. 2017: a map averaged over noisy copies of the input",
+               run_smoothgrad)
+    p.add_argument("--method", default="saliency",
+                   choices=("saliency", "gradxinput", "guided", "deconvnet", "ig"),
+                   help="the map to smooth (default saliency)")
+    p.add_argument("--samples", type=int, default=50, help="noisy samples (default 50)")
+    p.add_argument("--sigma", type=float, default=0.15,
+                   help="noise level, a fraction of the input's range (default 0.15)")
+    p.add_argument("--steps", type=int, default=16, help="steps when --method ig (default 16)")
+    parser("gradxinput", "gradient × input", run_gradxinput)
+    p = parser("ig", "Sundararajan et al. 2017: integrated gradients", run_ig)
+    p.add_argument("--steps", type=int, default=64, help="integration steps (default 64)")
+    p.add_argument("--integration", choices=("midpoint", "trapezoid", "left", "right"),
+                   default="midpoint", help="quadrature rule (default midpoint)")
+    p.add_argument("--baseline", choices=("zero", "black"), default="zero",
+                   help="zero input (the mean image under Caffe preprocessing) or a black image")
+    for name, func in (("gradcam", run_gradcam), ("guided-gradcam", run_guided_gradcam)):
+        p = parser(name, "Selvaraju et al. 2017: " + ("Grad-CAM heat map over the image"
+                   if name == "gradcam" else "guided backprop times the Grad-CAM map"), func)
+        p.add_argument("--layer", default="relu5_3",
+                       help="convolutional layer of the map (default relu5_3)")
+    p = parser("trace", "every layer's activation and gradient, written to one HDF5 file",
+               run_trace, grid=False)
+    p.add_argument("--rule", choices=("backprop", "deconvnet", "guided"), default="backprop",
+                   help="ReLU backward rule (default backprop)")
+
+
+# ---------------------------------------------------------------------------------------
+# shared steps
+# ---------------------------------------------------------------------------------------
+
+def _stem(path):
+    if path.startswith("sample:"):
+        return path.split(":", 1)[1]
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_")
+
+
+def _setup(args):
+    """(net, images (N, H, W, 3) uint8, x (N, 3, H, W), paths, targets) from the arguments."""
+    if args.size < 32:
+        raise InputError(f"--size {args.size}: VGG needs images of at least 32×32 pixels")
+    paths = args.image or ["sample:astronaut"]
+    specs = [targets.parse(s) for s in (getattr(args, "target", None) or [])]
+    needs_top = any(t.layer in TOP_LAYERS for t in specs)
+    for t in specs:
+        if t.layer in TOP_LAYERS and args.size != 224:
+            raise InputError(f"target {t} needs --size 224 (the fully connected layers take "
+                             f"224×224 images), got --size {args.size}")
+    net = load_net(args, include_top=needs_top and args.weights != "default")
+    for t in specs:
+        check_top(net, t)
+        t.check(net)
+    images = numpy.stack([io.load_image(p, (args.size, args.size)) for p in paths])
+    x = net.preprocess(images)
+    if not specs:
+        act = net.forward(x, until=DEFAULT_LAYER)
+        channel = int(numpy.argmax(to_numpy(act.sum(axis=(0, 2, 3)))))
+        specs = [targets.Target(DEFAULT_LAYER, channel)]
+    return net, images, x, paths, specs
+
+
+def _picture(kind, g, image, net):
+    """One image's map (C, H, W) as RGB uint8, in the method's customary rendering."""
+    if kind == "magnitude":
+        return render.gray_to_rgb(render.magnitude(g))
+    if kind == "cam":
+        return render.overlay(image, to_numpy(g)[0])
+    return render.signed(g, bgr=net.preprocessing == "caffe")
+
+
+def _write(args, kind, compute):
+    """Run ``compute(net, x, target) -> maps (N, ...)`` for every target and write the PNGs."""
+    net, images, x, paths, specs = _setup(args)
+    name = args.command_name
+    maps = [compute(net, x, t) for t in specs]
+    written = []
+    if args.grid:
+        tiles, labels = [], []
+        for i, path in enumerate(paths):
+            tiles.append(images[i])
+            labels.append(_stem(path))
+            for t, m in zip(specs, maps):
+                tiles.append(_picture(kind, m[i], images[i], net))
+                labels.append(str(t))
+        out = os.path.join(args.out, f"{name}-grid.png")
+        written.append(io.save_png(render.grid(tiles, labels, ncols=len(specs) + 1), out,
+                                   force=args.force, inputs=paths))
+    else:
+        for i, path in enumerate(paths):
+            for t, m in zip(specs, maps):
+                out = os.path.join(args.out, f"{name}-{_slug(_stem(path))}-{_slug(t)}.png")
+                written.append(io.save_png(_picture(kind, m[i], images[i], net), out,
+                                           force=args.force, inputs=paths))
+    for w in written:
+        say(args, w)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# the commands
+# ---------------------------------------------------------------------------------------
+
+def run_saliency(args):
+    from ..methods import saliency
+    return _write(args, "magnitude", saliency)
+
+
+def run_deconvnet(args):
+    from ..methods import deconvnet
+    return _write(args, "signed", lambda net, x, t: deconvnet(
+        net, x, t.layer, t.channel, t.position, mode=args.mode, switches=not args.no_switches))
+
+
+def run_guided(args):
+    from ..methods import guided_backprop
+    return _write(args, "signed", lambda net, x, t: guided_backprop(
+        net, x, t.layer, t.channel, t.position, mode=args.mode))
+
+
+def run_smoothgrad(args):
+    from ..methods import smoothgrad
+    kw = {"steps": args.steps} if args.method == "ig" else {}
+    kind = "magnitude" if args.method == "saliency" else "signed"
+    return _write(args, kind, lambda net, x, t: smoothgrad(
+        args.method, net, x, t, n=args.samples, sigma=args.sigma, seed=args.seed, **kw))
+
+
+def run_gradxinput(args):
+    from ..methods import gradient_x_input
+    return _write(args, "signed", gradient_x_input)
+
+
+def run_ig(args):
+    from ..methods import integrated_gradients
+
+    def compute(net, x, t):
+        baseline = None
+        if args.baseline == "black":
+            baseline = net.preprocess(numpy.zeros((1,) + tuple(x.shape[2:]) + (3,), numpy.uint8))
+        return integrated_gradients(net, x, t, baseline=baseline, steps=args.steps,
+                                    integration=args.integration)
+    return _write(args, "signed", compute)
+
+
+def run_gradcam(args):
+    from ..methods import gradcam
+    return _write(args, "cam", lambda net, x, t: gradcam(net, x, t, layer=args.layer))
+
+
+def run_guided_gradcam(args):
+    from ..methods import guided_gradcam
+    return _write(args, "signed", lambda net, x, t: guided_gradcam(net, x, t, layer=args.layer))
+
+
+TILE = 128
+
+
+def _tile(img):
+    return io.resize(render.gray_to_rgb(img), (TILE, TILE))
+
+
+def run_top_units(args):
+    """One PNG per image: for each of the n strongest channels, the projection of its
+    strongest unit (cropped to the unit's receptive field), the image crop, and the
+    projection of the whole channel (Zeiler & Fergus 2014, fig. 2)."""
+    from ..methods import top_units
+    net, images, x, paths, _ = _setup(args)
+    res = top_units(net, x, args.layer, n=args.n, rule=args.rule)
+    bgr = net.preprocessing == "caffe"
+    for i, path in enumerate(paths):
+        tiles, labels = [], []
+        for k in range(res["channels"].shape[1]):
+            top, left, bottom, right = res["boxes"][i, k]
+            unit = to_numpy(res["unit"][i, k])[:, top:bottom + 1, left:right + 1]
+            c = int(res["channels"][i, k])
+            pi, pj = res["positions"][i, k]
+            tiles += [_tile(render.signed(unit, bgr=bgr)),
+                      _tile(images[i, top:bottom + 1, left:right + 1]),
+                      _tile(render.signed(res["channel"][i, k], bgr=bgr))]
+            labels += [f"{c} unit {pi},{pj}", f"{c} image", f"{c} channel"]
+        out = os.path.join(args.out, f"top-units-{_slug(_stem(path))}-{_slug(args.layer)}.png")
+        say(args, io.save_png(render.grid(tiles, labels, ncols=9), out, force=args.force,
+                              inputs=paths))
+    return 0
+
+
+def run_trace(args):
+    """One HDF5 file per target: a group per layer with ``activation`` and ``gradient``."""
+    from ..methods import trace
+    net, images, x, paths, specs = _setup(args)
+    stem = "-".join(_slug(_stem(p)) for p in paths)
+    for t in specs:
+        out = os.path.join(args.out, f"trace-{stem}-{_slug(t)}-{args.rule}.h5")
+        trace(net, x, t, args.rule, out, force=args.force)
+        say(args, out)
+    return 0

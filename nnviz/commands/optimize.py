@@ -1,0 +1,221 @@
+"""``nnviz maximize | filters | class-model | dream | invert``: images optimized for what units
+want (activation maximization, Simonyan's class models, DeepDream, Mahendran & Vedaldi's
+inversion); see :mod:`nnviz.optimize`."""
+import os
+
+from .. import optimize
+from ..io import InputError, load_image, save_png
+from ..render import grid
+from .common import add_common, load_net, say
+
+EXAMPLES = {
+    "maximize": """examples:
+  nnviz maximize conv5_1:12                      # a channel, default weights
+  nnviz maximize conv4_1:7:6,6 --steps 300       # one unit
+  nnviz maximize conv5_1:12 --image sample:chelsea --blur-every 4 --snapshot-every 50
+""",
+    "filters": """examples:
+  nnviz filters conv4_1                          # channels 0..15 in one grid
+  nnviz filters conv5_1 --channels 0-63 --size 64 --batch 32
+""",
+    "class-model": """examples:
+  nnviz class-model 130 --weights vgg16-keras.h5  # needs weights with fc layers
+""",
+    "dream": """examples:
+  nnviz dream sample:astronaut                   # relu4_3, 4 octaves
+  nnviz dream photo.jpg --layers relu4_2 relu5_1 --tile-size 512 --steps-per-octave 20
+""",
+    "invert": """examples:
+  nnviz invert sample:chelsea --layer relu3_3
+  nnviz invert photo.jpg --layer pool5 --steps 400 --size 224
+""",
+}
+
+
+def _parser(sub, name, help):
+    p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    add_common(p)
+    return p
+
+
+def _loop_options(p, steps, lr):
+    g = p.add_argument_group("optimization")
+    g.add_argument("--steps", type=int, default=steps, help=f"steps (default {steps})")
+    g.add_argument("--lr", type=float, default=lr, help=f"step size in pixel levels (default {lr})")
+    g.add_argument("--optimizer", default="adam", choices=optimize.Optimizer.KINDS)
+    g.add_argument("--snapshot-every", type=int, default=None, metavar="K",
+                   help="write a snapshot PNG every K steps")
+    return g
+
+
+def _regularizers(g):
+    g.add_argument("--lp", type=float, nargs=2, default=(6, 1.0), metavar=("P", "WEIGHT"),
+                   help="Lp regularizer (default 6 1.0)")
+    g.add_argument("--tv", type=float, nargs=2, default=(2, 0.5), metavar=("BETA", "WEIGHT"),
+                   help="total variation regularizer (default 2 0.5)")
+    g.add_argument("--jitter", type=int, default=4, help="random roll of up to N px (default 4)")
+    g.add_argument("--blur-every", type=int, default=None, metavar="K",
+                   help="Gaussian blur every K steps")
+    g.add_argument("--blur-sigma", type=float, default=0.5)
+    g.add_argument("--clip-small", type=float, default=None, metavar="PERCENTILE",
+                   help="zero the pixels whose norm is below this percentile, each step")
+
+
+def register(sub):
+    p = _parser(sub, "maximize", "the image that maximizes a channel, a unit or a class")
+    p.add_argument("target", help="LAYER:CHANNEL, LAYER:CHANNEL:I,J or a class index")
+    p.add_argument("--image", default=None, help="start from this image (default: noise)")
+    p.add_argument("--size", type=int, default=None, help="image size (default 128; 224 for a class)")
+    _regularizers(_loop_options(p, 200, 2.0))
+    p.set_defaults(func=run_maximize)
+
+    p = _parser(sub, "filters", "a grid of many channels of one layer, each maximized")
+    p.add_argument("layer")
+    p.add_argument("--channels", default="0-15", help="e.g. 0-15 or 3,7,9 (default 0-15)")
+    p.add_argument("--size", type=int, default=64, help="image size per channel (default 64)")
+    p.add_argument("--batch", type=int, default=16, help="channels per forward (default 16)")
+    _regularizers(_loop_options(p, 200, 2.0))
+    p.set_defaults(func=run_filters)
+
+    p = _parser(sub, "class-model", "Simonyan et al.'s class model: argmax S_c(I) - λ‖I‖²")
+    p.add_argument("class_index", type=int)
+    p.add_argument("--l2", type=float, default=1e-3, help="λ (default 1e-3)")
+    g = _loop_options(p, 200, 1.0)
+    g.set_defaults(optimizer="sgd")
+    p.set_defaults(func=run_class_model)
+
+    p = _parser(sub, "dream", "DeepDream: amplify what layers see in an image")
+    p.add_argument("image")
+    p.add_argument("--size", type=int, default=None, help="resize the longer side first")
+    p.add_argument("--layers", nargs="+", default=["relu4_3"])
+    p.add_argument("--octaves", type=int, default=4)
+    p.add_argument("--octave-scale", type=float, default=1.4)
+    p.add_argument("--steps-per-octave", type=int, default=10)
+    p.add_argument("--step-size", type=float, default=0.01)
+    p.add_argument("--tile-size", type=int, default=512)
+    p.add_argument("--snapshot-every", type=int, default=None, metavar="K")
+    p.set_defaults(func=run_dream)
+
+    p = _parser(sub, "invert", "Mahendran & Vedaldi: an image from a layer's representation")
+    p.add_argument("image")
+    p.add_argument("--layer", default="relu3_3")
+    p.add_argument("--size", type=int, default=224, help="resize the longer side (default 224)")
+    p.add_argument("--alpha", type=float, default=6)
+    p.add_argument("--alpha-weight", type=float, default=1e-3)
+    p.add_argument("--tv-beta", type=float, default=2)
+    p.add_argument("--tv-weight", type=float, default=1e-2)
+    _loop_options(p, 200, 2.0)
+    p.set_defaults(func=run_invert)
+
+
+def _out(args, name):
+    return os.path.join(args.out, name)
+
+
+def _snapshot(args, stem):
+    if not args.snapshot_every:
+        return None
+    return _out(args, f"{stem}-step{{step:05d}}.png")
+
+
+def _check_out(args, path):
+    if os.path.exists(path) and not args.force:
+        raise InputError(f"{path}: exists (use --force to overwrite)")
+
+
+def _finish(args, net, x, hist, path, inputs=()):
+    save_png(net.deprocess(x)[0], path, force=True, inputs=inputs)
+    if hist.message:
+        print(f"nnviz: {hist.message}")
+    say(args, f"wrote {path}")
+    return 0
+
+
+def _common(args):
+    return dict(steps=args.steps, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
+                snapshot_every=args.snapshot_every, progress=not args.quiet)
+
+
+def _reg(args):
+    return dict(lp=tuple(args.lp), tv=tuple(args.tv), jitter=args.jitter,
+                blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip_small=args.clip_small)
+
+
+def run_maximize(args):
+    net = load_net(args, include_top=args.target.isdigit() or args.target.startswith("fc"))
+    stem = f"maximize-{args.target.replace(':', '_').replace(',', '_')}"
+    path = _out(args, stem + ".png")
+    _check_out(args, path)
+    x0 = None
+    if args.image:
+        x0 = net.preprocess(load_image(args.image, args.size or 224))
+    x, hist = optimize.maximize(net, args.target, x0=x0, size=args.size, **_reg(args),
+                                snapshot_path=_snapshot(args, stem), **_common(args))
+    say(args, f"{args.target}: objective {hist[0]['objective']:.4g} -> {hist[-1]['objective']:.4g}")
+    return _finish(args, net, x, hist, path, inputs=[args.image] if args.image else ())
+
+
+def _channels(spec):
+    out = []
+    try:
+        for part in spec.split(","):
+            a, _, b = part.partition("-")
+            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    except ValueError:
+        raise InputError(f"--channels {spec!r}: expected e.g. 0-15 or 3,7,9") from None
+    return out
+
+
+def run_filters(args):
+    net = load_net(args, include_top=False)
+    path = _out(args, f"filters-{args.layer}.png")
+    _check_out(args, path)
+    images, labels, hists = optimize.filters(
+        net, args.layer, _channels(args.channels), size=args.size, batch=args.batch,
+        **_reg(args), snapshot_path=_snapshot(args, f"filters-{args.layer}"), **_common(args))
+    save_png(grid(list(images), labels), path, force=True)
+    for m in dict.fromkeys(h.message for h in hists if h.message):
+        print(f"nnviz: {m}")
+    say(args, f"wrote {path}")
+    return 0
+
+
+def run_class_model(args):
+    net = load_net(args, include_top=True)
+    path = _out(args, f"class-model-{args.class_index}.png")
+    _check_out(args, path)
+    x, hist = optimize.class_model(net, args.class_index, l2=args.l2,
+                                   snapshot_path=_snapshot(args, f"class-model-{args.class_index}"),
+                                   **_common(args))
+    return _finish(args, net, x, hist, path)
+
+
+def _stem(image):
+    return os.path.splitext(os.path.basename(image.split(":", 1)[-1]))[0]
+
+
+def run_dream(args):
+    net = load_net(args, include_top=False)
+    path = _out(args, f"dream-{_stem(args.image)}.png")
+    _check_out(args, path)
+    x = net.preprocess(load_image(args.image, args.size))
+    x, hist = optimize.dream(
+        net, x, layers=args.layers, octaves=args.octaves, octave_scale=args.octave_scale,
+        steps_per_octave=args.steps_per_octave, step_size=args.step_size,
+        tile_size=args.tile_size, seed=args.seed, snapshot_every=args.snapshot_every,
+        snapshot_path=_snapshot(args, f"dream-{_stem(args.image)}"), progress=not args.quiet)
+    return _finish(args, net, x, hist, path, inputs=[args.image])
+
+
+def run_invert(args):
+    net = load_net(args, include_top=False)
+    path = _out(args, f"invert-{_stem(args.image)}-{args.layer}.png")
+    _check_out(args, path)
+    image = net.preprocess(load_image(args.image, args.size))
+    x, hist = optimize.invert(net, image, args.layer, alpha=args.alpha, tv_beta=args.tv_beta,
+                              alpha_weight=args.alpha_weight, tv_weight=args.tv_weight,
+                              snapshot_path=_snapshot(args, f"invert-{_stem(args.image)}"),
+                              **_common(args))
+    say(args, f"representation loss {hist[0]['objective']:.4g} -> {hist[-1]['objective']:.4g}")
+    return _finish(args, net, x, hist, path, inputs=[args.image])

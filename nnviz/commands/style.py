@@ -1,0 +1,173 @@
+"""``nnviz style``: neural style transfer (Gatys, Ecker & Bethge 2015/2016), content
+reconstruction and texture synthesis, by L-BFGS on hand-written gradients (see nnviz.style).
+
+The optimization runs with the longer side at --size; the PNG has the content's original size
+unless --keep-size or --output-size says otherwise."""
+import os
+import sys
+
+import numpy
+
+from .. import style as S
+from ..io import InputError, load_image, resize, save_png
+from .common import add_common, load_net, say
+
+EXAMPLES = """examples:
+  nnviz style sample:astronaut starry_night.jpg --output astro_starry.png
+  nnviz style photo.jpg a.jpg b.jpg --style-weights 0.7,0.3 --size 384 --iters 300
+  nnviz style photo.jpg painting.jpg --original-colors --snapshot-every 50 --out runs/
+  nnviz style sample:chelsea --mode content --iters 200        # reconstruct from relu4_2
+  nnviz style none painting.jpg --mode texture --size 256      # texture synthesis
+"""
+
+
+def _floats(text, what):
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _layers(text):
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def register(sub):
+    p = sub.add_parser("style", help="neural style transfer, content reconstruction, texture "
+                       "synthesis (Gatys et al.)", description=__doc__, epilog=EXAMPLES)
+    p.add_argument("content", metavar="CONTENT",
+                   help="content image, or sample:astronaut|chelsea|coffee ('none' in texture mode)")
+    p.add_argument("styles", metavar="STYLE", nargs="*", help="one or more style images")
+    p.add_argument("--output", "-o", default=None,
+                   help="output PNG (default: OUT/style_CONTENT_STYLE.png)")
+    p.add_argument("--mode", default="transfer", choices=S.MODES,
+                   help="transfer (default); content: reconstruct the content from noise; "
+                        "texture: synthesize the style from noise")
+    p.add_argument("--style-weights", default=None, metavar="W1,W2,...",
+                   help="blend weights of the style images (normalized to sum 1; default equal)")
+    p.add_argument("--content-weight", type=float, default=S.CONTENT_WEIGHT,
+                   help=f"default {S.CONTENT_WEIGHT:g}")
+    p.add_argument("--style-weight", type=float, default=S.STYLE_WEIGHT,
+                   help=f"default {S.STYLE_WEIGHT:g}")
+    p.add_argument("--tv-weight", type=float, default=S.TV_WEIGHT,
+                   help=f"total variation weight (default {S.TV_WEIGHT:g})")
+    p.add_argument("--content-layers", default=",".join(S.CONTENT_LAYERS),
+                   help="default %(default)s")
+    p.add_argument("--style-layers", default=",".join(S.STYLE_LAYERS), help="default %(default)s")
+    p.add_argument("--size", type=int, default=512,
+                   help="longer side of the optimized image (default 512)")
+    p.add_argument("--scales", default=None, metavar="S1,S2,...",
+                   help="coarse-to-fine sizes, e.g. 256,512 (default: halving from --size while "
+                        "≥ 1024)")
+    p.add_argument("--style-scale", type=float, default=1.0,
+                   help="style images at this fraction of --size (default 1)")
+    p.add_argument("--init", default="content",
+                   help="content (default), noise, or an image path")
+    p.add_argument("--original-colors", action="store_true",
+                   help="keep the content's colours (transfer luminance only)")
+    p.add_argument("--pooling", default="avg", choices=("avg", "max"),
+                   help="pooling of the net (default avg, as Gatys recommends)")
+    p.add_argument("--iters", type=int, default=500, help="L-BFGS iterations per scale (default 500)")
+    p.add_argument("--snapshot-every", type=int, default=0, metavar="K",
+                   help="also write the image every K iterations")
+    p.add_argument("--print-every", type=int, default=10, metavar="K",
+                   help="print progress every K iterations (default 10)")
+    p.add_argument("--statistic", default="gram", choices=S.STATISTICS,
+                   help="style statistic: gram (Gatys) or mean (channel means)")
+    p.add_argument("--palette", type=int, default=None, metavar="N",
+                   help="reduce the style images to N colours first")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--keep-size", action="store_true",
+                      help="write the image at the optimized size, not the content's")
+    size.add_argument("--output-size", type=int, default=None, metavar="N",
+                      help="write the image with its longer side N")
+    p.add_argument("--float64", action="store_true", help="compute the features in float64")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def _stem(path):
+    if path.startswith("sample:"):
+        return path.split(":", 1)[1]
+    return os.path.splitext(os.path.basename(path))[0] or "image"
+
+
+def run(args):
+    mode = args.mode
+    if args.size < 16:
+        raise InputError(f"--size must be at least 16, got {args.size}")
+    if args.iters < 0 or args.snapshot_every < 0:
+        raise InputError("--iters and --snapshot-every must be ≥ 0")
+    no_content = args.content.lower() == "none"
+    if no_content and mode != "texture":
+        raise InputError("CONTENT 'none' is only allowed with --mode texture")
+    if mode != "content" and not args.styles:
+        raise InputError(f"--mode {mode} needs at least one STYLE image")
+    content = None if no_content else load_image(args.content)
+    styles = [load_image(s) for s in args.styles] if mode != "content" else []
+    blend = None
+    if args.style_weights:
+        blend = _floats(args.style_weights, "--style-weights")
+        if len(blend) != len(styles):
+            raise InputError(f"--style-weights: {len(blend)} weights for {len(styles)} style images")
+    if args.init in ("content", "noise"):
+        init = args.init
+    else:
+        init = load_image(args.init)
+    scales = None if args.scales is None else [int(v) for v in _floats(args.scales, "--scales")]
+
+    inputs = [args.content, *args.styles] + ([args.init] if not isinstance(init, str) else [])
+    inputs = [i for i in inputs if not i.startswith("sample:")]
+    if args.output:
+        out_path = args.output
+    else:
+        name = "_".join([_stem(args.content)] + [_stem(s) for s in args.styles[:3]])
+        out_path = os.path.join(args.out, f"{mode if mode != 'transfer' else 'style'}_{name}.png")
+    if os.path.exists(out_path) and not args.force:
+        raise InputError(f"{out_path}: exists (use --force to overwrite)")
+    for inp in inputs:
+        if os.path.exists(out_path) and os.path.samefile(inp, out_path):
+            raise InputError(f"{out_path}: refusing to overwrite an input file")
+
+    net = load_net(args, include_top=False, pooling=args.pooling)
+    say(args, f"{net.arch} ({args.pooling} pooling) on {net.device}; {mode} at {args.size} px, "
+              f"{args.iters} iterations per scale")
+    if content is not None:
+        final_hw = content.shape[:2]
+    else:
+        final_hw = styles[0].shape[:2]
+
+    def finish(image):
+        if args.keep_size:
+            return image
+        if args.output_size:
+            return resize(image, args.output_size)
+        return resize(image, tuple(final_hw))
+
+    base, ext = os.path.splitext(out_path)
+
+    def on_iteration(info):
+        if "image" in info:
+            path = save_png(finish(info["image"]), f"{base}_iter{info['iteration']:04d}.png",
+                            force=True, inputs=inputs)
+            say(args, f"snapshot {path}")
+
+    result = S.transfer(
+        net, content, styles, style_blend_weights=blend,
+        content_layers=_layers(args.content_layers), style_layers=_layers(args.style_layers),
+        content_weight=args.content_weight, style_weight=args.style_weight,
+        tv_weight=args.tv_weight, init=init, image_size=args.size, style_scale=args.style_scale,
+        original_colors=args.original_colors, max_iter=args.iters,
+        snapshot_every=args.snapshot_every, seed=args.seed, callback=on_iteration, mode=mode,
+        style_statistic=args.statistic, palette=args.palette, scales=scales,
+        dtype=numpy.float64 if args.float64 else numpy.float32,
+        print_every=0 if args.quiet else args.print_every)
+    path = save_png(finish(result.image), out_path, force=args.force, inputs=inputs)
+    n = len(result.history)
+    per_iter = (sum(h["seconds"] for h in result.history) / n) if n else 0.0
+    if result.status != "done":
+        print(f"nnviz style: {result.message}", file=sys.stderr, flush=True)
+    say(args, f"loss {result.loss:.4e} after {n} iterations, {result.seconds:.1f} s "
+              f"({per_iter:.2f} s/iteration)")
+    say(args, path)
+    return 1 if result.status == "interrupted" else 0

