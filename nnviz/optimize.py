@@ -117,25 +117,6 @@ def target_objective(net, x, target):
     return xp.stack(values), net.backward(dy, start=layer)
 
 
-def backward_from(net, seeds):
-    """Input gradient from gradients ``seeds`` (layer name -> array) at the outputs of several
-    layers of the last forward: one backward pass that adds each seed where its layer is met.
-    One layer goes through :meth:`Net.backward`."""
-    if len(seeds) == 1:
-        (name, dy), = seeds.items()
-        return net.backward(dy, start=name)
-    names = net.layer_names
-    for name in seeds:
-        net.check_layer(name)
-    last = max(names.index(n) for n in seeds)
-    dy = None
-    for name in reversed(names[:last + 1]):
-        if name in seeds:
-            dy = seeds[name] if dy is None else dy + seeds[name]
-        dy = net.layers[name].backward(dy, "backprop")
-    return dy
-
-
 def dream_objective(net, x, layers, reduce="mean"):
     """DeepDream's objective (TF tutorial: ``sum of reduce_mean(activation)`` over layers):
     ``Σ_l mean(act_l)`` (``reduce="sum"``: ``Σ_l Σ act_l``) over the whole batch; returns
@@ -150,7 +131,7 @@ def dream_objective(net, x, layers, reduce="mean"):
         w = 1.0 / act.size if reduce == "mean" else 1.0
         value += float(act.sum()) * w
         seeds[name] = xp.full_like(act, w)
-    return value, backward_from(net, seeds)
+    return value, net.backward(seeds)
 
 
 def _check_layers(net, layers):
@@ -262,7 +243,7 @@ def tiled_dream_gradient(net, x, layers, tile_size=512, reduce="mean"):
             seed[:, :, r0:r1, c0:c1] = wgt
             value += float(act[:, :, r0:r1, c0:c1].sum()) * wgt
             seeds[name] = seed
-        grad[:, :, a0:a1, b0:b1] += backward_from(net, seeds)
+        grad[:, :, a0:a1, b0:b1] += net.backward(seeds)
     net.activations.clear()
     return value, grad
 
@@ -569,7 +550,6 @@ def class_model(net, class_index, size=224, steps=200, lr=1.0, l2=1e-3, optimize
 def representation_loss(net, x, layer, phi0):
     """Mahendran & Vedaldi's ``‖Φ(x) − Φ₀‖² / ‖Φ₀‖²`` per image, and its input gradient."""
     phi = net.forward(x, until=layer)
-    xp = get_array_module(phi)
     n = len(x)
     diff = phi - phi0
     norm = (phi0 * phi0).reshape(n, -1).sum(axis=1)

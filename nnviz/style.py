@@ -202,15 +202,10 @@ class GatysLoss:
         if self.deepest is not None:
             net = self.net
             net.forward(backend.to_device(x.astype(self.dtype), net.device), until=self.deepest)
-            names = net.layer_names
-            losses_at = set(self.P) | set(self.A)
-            dy = None
             # one backward from the deepest layer, adding dL/dF at each layer with a loss
-            for name in reversed(names[:names.index(self.deepest) + 1]):
-                if name in losses_at:
-                    g = self._layer_grad(name, net.activations[name])
-                    dy = g if dy is None else dy + g
-                dy = net.layers[name].backward(dy)
+            seeds = {name: self._layer_grad(name, net.activations[name])
+                     for name in set(self.P) | set(self.A)}
+            dy = net.backward(seeds)
             net.activations.clear()
             grad += backend.to_numpy(dy).astype(numpy.float64)
         if self.tv_weight:

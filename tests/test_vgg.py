@@ -160,3 +160,25 @@ def test_preprocess_round_trip():
     x = net.preprocess(img[0])
     # BGR minus the ImageNet mean (Caffe's convention, as Keras' preprocess_input)
     numpy.testing.assert_allclose(x[0, 0], img[0, :, :, 2] - 103.939, atol=1e-4)
+
+
+def test_backward_from_several_layers_stop_and_record_match_torch():
+    """Seeds at two layers (a dict) in one pass, ``stop`` and ``record``, against autograd of
+    (out[a]·sa + out[b]·sb) on the PyTorch twin."""
+    net = nnviz.vgg16(seed=4, include_top=False)
+    t = twin(net)
+    x = numpy.random.default_rng(7).standard_normal((1, 3, 32, 32)) * 50
+    net.forward(x, until="relu4_2")
+    rng = numpy.random.default_rng(8)
+    seeds = {name: rng.standard_normal(net.activations[name].shape) for name in ("relu3_1", "relu4_2")}
+    record = {}
+    g = net.backward(seeds, rule="guided", record=record)
+    xt = t.tensor(x, requires_grad=True)
+    out = t.forward(xt, until="relu4_2", rule="guided")
+    out["pool2"].retain_grad()
+    sum(((out[n] * t.tensor(s)).sum() for n, s in seeds.items())).backward()
+    assert rel_err(g, xt.grad) < 1e-10
+    assert rel_err(record["pool2"], out["pool2"].grad) < 1e-10
+    at_pool2 = net.backward(seeds, rule="guided", stop="pool2")
+    assert at_pool2.shape == net.activations["pool2"].shape
+    assert rel_err(at_pool2, out["pool2"].grad) < 1e-10

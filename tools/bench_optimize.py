@@ -7,12 +7,10 @@ drop of the relu3_3 inversion loss.
     python tools/bench_optimize.py [--device cpu] [--steps 5] [--measure]
 """
 import argparse
-import json
 import subprocess
 import sys
 import time
 
-import numpy
 
 import nnviz
 from nnviz import backend, optimize
@@ -37,7 +35,6 @@ def timed(fn, steps):
 
 def bench(net, steps):
     rows = []
-    img = nnviz.io.load_image("sample:astronaut")
     for size in (224, 512):
         m = timed(lambda k: optimize.maximize(net, "relu4_1:0", size=size, steps=k, seed=0,
                                               progress=False), steps)

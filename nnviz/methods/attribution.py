@@ -83,21 +83,6 @@ def _target(net, x, target):
     return t, act
 
 
-def backward_from(net, dy, start, stop=None, rule="backprop", record=None):
-    """Go back from gradient ``dy`` at the output of ``start`` (of the last forward) down to
-    the output of layer ``stop`` (exclusive: returns the gradient at ``stop``'s output), or to
-    the input when ``stop`` is None. ``record``, a dict, receives the gradient arriving at the
-    output of every layer passed (name -> array). Same rules as ``Net.backward``."""
-    rules = net._rules(rule)
-    names = net.layer_names
-    lo = 0 if stop is None else names.index(stop) + 1
-    for name in reversed(names[lo:names.index(start) + 1]):
-        if record is not None:
-            record[name] = dy
-        dy = net.layers[name].backward(dy, rules.get(name, "backprop"))
-    return dy
-
-
 def gradient(net, x, target, rule="backprop"):
     """The gradient of the target's score with respect to ``x`` under the ReLU ``rule``
     (``"backprop"``, ``"deconvnet"``, ``"guided"`` or a dict ReLU name -> rule)."""
@@ -454,7 +439,7 @@ def gradcam(net, x, target, layer="relu5_3", upsample=True):
     if a.ndim != 4:
         raise InputError(f"Grad-CAM layer {layer!r} has no spatial map; give a convolutional "
                          f"layer (e.g. relu5_3)")
-    g = backward_from(net, t.seed(act), t.layer, stop=layer)          # dS/dA: (N, K, h, w)
+    g = net.backward(t.seed(act), t.layer, stop=layer)          # dS/dA: (N, K, h, w)
     alpha = g.mean(axis=(2, 3), keepdims=True)                        # (N, K, 1, 1)
     cam = (alpha * a).sum(axis=1, keepdims=True)
     cam = cam * (cam > 0)
@@ -486,7 +471,7 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
     x = _as_batch(net, x)
     t, act = _target(net, x, target)
     record = OrderedDict()
-    dx = backward_from(net, t.seed(act), t.layer, rule=rule, record=record)
+    dx = net.backward(t.seed(act), t.layer, rule=rule, record=record)
     out = OrderedDict([("input", (x, dx))])
     for name in net.activations:
         out[name] = (net.activations[name], record[name])

@@ -1,0 +1,167 @@
+"""``nnviz demo --quick``: every expected PNG is written and is a real (non-constant) image, the
+page links only existing files, every picture is captioned with its nnviz command, the style
+loss curve is drawn, and headless Chromium (the oracle for "the page displays") loads every
+image. Run once per module: about 1.5 minutes on 2 CPU cores."""
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy
+import pytest
+from PIL import Image
+
+from nnviz import demo
+from nnviz.cli import main
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+EXPECTED = {   # step folder -> the PNGs its command writes
+    "saliency": ["saliency-grid.png"], "deconvnet": ["deconvnet-grid.png"],
+    "deconvnet-no-switches": ["deconvnet-grid.png"], "guided": ["guided-grid.png"],
+    "top-units": ["top-units-astronaut-relu5_3.png"], "smoothgrad": ["smoothgrad-grid.png"],
+    "gradxinput": ["gradxinput-grid.png"], "ig": ["ig-grid.png"], "gradcam": ["gradcam-grid.png"],
+    "guided-gradcam": ["guided-gradcam-grid.png"], "filters": ["filters-conv4_1.png"],
+    "maximize": ["maximize-conv5_1_12.png"], "dream": ["dream-chelsea.png"],
+    "invert": ["invert-chelsea-relu3_3.png"], "style": ["style_astronaut_texture.png"],
+    "inputs": ["texture.png"],
+}
+
+
+class Page(HTMLParser):
+    """The page's src/href targets, and for each <img> in a <figure> its caption text."""
+    def __init__(self):
+        super().__init__()
+        self.links, self.figures, self.body = [], [], {}
+        self._fig = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.body = a
+        for key in ("src", "href"):
+            if a.get(key) and not a[key].startswith("#"):
+                self.links.append(a[key])
+        if tag == "figure":
+            self._fig = {"img": None, "caption": ""}
+            self.figures.append(self._fig)
+        if tag == "img" and self._fig is not None:
+            self._fig["img"] = a.get("src")
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self._fig = None
+
+    def handle_data(self, data):
+        if self._fig is not None:
+            self._fig["caption"] += data
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "gallery"
+    rc = main(["demo", "--quick", "--out", str(out), "--device", "cpu"])
+    page = Page()
+    page.feed((out / "index.html").read_text(encoding="utf-8"))
+    return out, rc, page
+
+
+def test_exit_status_and_every_step_ran(gallery):
+    out, rc, page = gallery
+    assert rc == 0, (out / "index.html").read_text()
+    assert 'class="error"' not in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("folder,name", [(f, n) for f, ns in EXPECTED.items() for n in ns])
+def test_png_is_a_real_image(gallery, folder, name):
+    out, _, _ = gallery
+    with Image.open(out / folder / name) as im:
+        im.verify()
+    with Image.open(out / folder / name) as im:
+        a = numpy.asarray(im.convert("RGB"), numpy.float64)
+    assert min(a.shape[:2]) >= 32 and a.std() > 1.0, (a.shape, a.std())
+
+
+def test_links_exist_and_captions_are_commands(gallery):
+    out, _, page = gallery
+    for link in page.links:
+        assert os.path.isfile(out / link), link
+    shown = {os.path.normpath(f["img"]) for f in page.figures if f["img"]}
+    for folder, names in EXPECTED.items():
+        for n in names:
+            assert os.path.join(folder, n) in shown, (folder, n)
+    for f in page.figures:
+        if f["img"] is None or f["img"].startswith("inputs/"):
+            continue
+        argv = shlex.split(f["caption"])
+        assert argv[0] == "nnviz" and argv[1] in EXPECTED and "--out" in argv, f
+        # the caption's command writes where the picture is
+        assert os.path.normpath(argv[argv.index("--out") + 1]) == \
+            os.path.normpath(out / os.path.dirname(f["img"])), f
+
+
+def test_class_model_note_and_loss_curve(gallery):
+    out, _, _ = gallery
+    text = (out / "index.html").read_text()
+    assert "fully connected" in text and "nnviz weights import" in text
+    m = re.search(r'<polyline[^>]*points="([^"]+)"', text)
+    pts = numpy.array([p.split(",") for p in m.group(1).split()], numpy.float64)
+    rows = (out / "style" / "loss.csv").read_text().splitlines()[1:]
+    assert len(pts) == len(rows) >= 2
+    loss = numpy.array([float(r.split(",")[1]) for r in rows])
+    assert loss[-1] < loss[0]        # L-BFGS lowered the loss; the curve goes down the page
+    assert pts[-1, 1] > pts[0, 1]
+
+
+def test_steps_are_reproducible_commands():
+    """Every step is an nnviz command line that the CLI's own parser accepts."""
+    from nnviz.cli import build_parser
+    parser = build_parser()
+    for step in demo.steps("g", quick=True):
+        if step.argv is not None:
+            assert parser.parse_args(step.argv).func, step.argv
+
+
+def test_a_failing_step_is_shown_and_exits_1(tmp_path, monkeypatch, capsys):
+    """One broken step: the page is still written, shows the error, and the status is 1."""
+    real = demo.steps
+
+    def two(out, quick=False, common=()):
+        s = [x for x in real(out, quick, common) if x.name in ("gradcam", "class-model")]
+        s[0].argv = s[0].argv + ["--target", "conv5_3:99999"]
+        return s
+    monkeypatch.setattr(demo, "steps", two)
+    rc = main(["demo", "--quick", "--weights", "random", "--out", str(tmp_path / "g"), "-q"])
+    assert rc == 1
+    text = (tmp_path / "g" / "index.html").read_text()
+    assert "channel 99999 out of range" in text and 'class="error"' in text
+    assert "gradcam" in capsys.readouterr().err
+
+
+def _chromium(*args, tmp):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: apt-get update && apt-get install -y chromium")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_chromium_loads_every_image(gallery, tmp_path):
+    out, _, page = gallery
+    url = (out / "index.html").resolve().as_uri()
+    r = _chromium("--virtual-time-budget=5000", "--dump-dom", url, tmp=tmp_path / "profile")
+    m = re.search(r'<body[^>]*data-loaded="(\d+)/(\d+)"', r.stdout)
+    assert m, r.stdout[:500] + r.stderr[-2000:]
+    n_img = sum(1 for f in page.figures if f["img"])
+    assert m.group(1) == m.group(2) == str(n_img), m.group(0)
+
+    folder = os.environ.get("NNVIZ_TEST_ARTIFACTS") or str(tmp_path)
+    os.makedirs(folder, exist_ok=True)
+    shot = os.path.join(folder, "demo-screenshot.png")
+    _chromium(f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars", url,
+              tmp=tmp_path / "profile2")
+    with Image.open(shot) as im:
+        assert im.format == "PNG" and im.size == (1280, 2000)
+        assert numpy.asarray(im.convert("L"), numpy.float64).std() > 5
