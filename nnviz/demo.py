@@ -183,6 +183,8 @@ def _run_step(step, out):
                       else f"exit status {rc}, no image written")
         if rc == 0:
             step.error = f"exit status 0 but no image written in {folder}"
+        if "nnviz: interrupted" in text:         # Ctrl-C: stop the demo, keep the page
+            raise KeyboardInterrupt
 
 
 def run_steps(all_steps, out, quiet=False):
@@ -196,10 +198,17 @@ def run_steps(all_steps, out, quiet=False):
         else:
             if bar:
                 it.set_postfix_str(step.name)
-            _run_step(step, out)
+            try:
+                _run_step(step, out)
+            except KeyboardInterrupt:
+                for rest in all_steps[k - 1:]:
+                    if rest.status == "pending":
+                        rest.status, rest.error = "failed", "interrupted (Ctrl-C)"
+                break
         if not quiet and not bar:
             what = step.status + (f": {step.error}" if step.error else "")
             print(f"[{k}/{len(all_steps)}] {step.name}: {what} ({step.seconds:.1f} s)", flush=True)
+    it.close()
     return all_steps
 
 

@@ -1,8 +1,6 @@
 """Bad input to every ``nnviz`` subcommand: the exit status (2 for usage errors and bad input,
 1 for a failed run), one line on stderr naming what is wrong (no traceback), nothing written
 to --out. The oracle is the CLI contract in nnviz/cli.py (and argparse's for option values)."""
-import contextlib
-import io
 import shlex
 
 import numpy
