@@ -122,28 +122,10 @@ def steps(out, quick=False, common=()):
              "and Gram-matrix style losses. No paintings are bundled: the style image is a "
              "procedural texture that the demo draws itself (shown first, "
              f"{STYLE_INPUT}).",
-             cmd("style", "style", "sample:astronaut", style_path, "--size", "64" if q else "192",
+             cmd("style", "style", "sample:astronaut", style_path, "--loss-csv",
+                 os.path.join(out, "style", "loss.csv"), "--size", "64" if q else "192",
                  "--iters", "10" if q else "100", "--keep-size")),
     ]
-
-
-@contextlib.contextmanager
-def _record_style_history(store):
-    """While active, every :func:`nnviz.style.transfer` call appends its loss history to
-    ``store`` (the style command does not write it)."""
-    from . import style
-    original = style.transfer
-
-    def transfer(*args, **kwargs):
-        result = original(*args, **kwargs)
-        store.extend(result.history)
-        return result
-
-    style.transfer = transfer
-    try:
-        yield
-    finally:
-        style.transfer = original
 
 
 def _run_step(step, out):
@@ -152,10 +134,8 @@ def _run_step(step, out):
     folder = os.path.join(out, step.name)
     start = time.time()
     log = _io.StringIO()
-    history = []
     try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
-                _record_style_history(history):
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             rc = main(step.argv)
     except SystemExit as e:                    # argparse: a usage error
         rc = e.code if isinstance(e.code, int) else 2
@@ -172,8 +152,10 @@ def _run_step(step, out):
         os.path.relpath(os.path.join(folder, n), out) for n in os.listdir(folder)
         if n.endswith(".png") and not n.startswith(".")
         and os.path.getmtime(os.path.join(folder, n)) >= start - 1)
-    if history:
-        step.extra["loss"] = [h["loss"] for h in history]
+    curve = os.path.join(folder, "loss.csv")          # written by `nnviz style --loss-csv`
+    if os.path.exists(curve) and os.path.getmtime(curve) >= start - 1:
+        with open(curve) as f:
+            step.extra["loss"] = [float(row.split(",")[1]) for row in f.read().splitlines()[1:]]
     if rc == 0 and step.images:
         step.status = "ok"
     else:
@@ -326,12 +308,6 @@ def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", a
     style_input = os.path.join(out, STYLE_INPUT)
     io.save_png(texture(), style_input, force=True)
     all_steps = run_steps(steps(out, quick, common), out, quiet)
-    for s in all_steps:
-        if "loss" in s.extra:
-            with io.atomic_path(os.path.join(out, s.name, "loss.csv")) as tmp:
-                with open(tmp, "w") as f:
-                    f.write("iteration,loss\n" + "".join(
-                        f"{i},{v!r}\n" for i, v in enumerate(s.extra["loss"], 1)))
     caption = (f"style image: {STYLE_INPUT}, a procedural texture drawn by the demo "
                f"(nnviz.demo.texture), since no paintings are bundled")
     text = page(all_steps, quick, time.time() - start, [(STYLE_INPUT, caption)])

@@ -9,7 +9,7 @@ import sys
 import numpy
 
 from .. import style as S
-from ..io import InputError, load_image, resize, save_png
+from ..io import InputError, atomic_path, load_image, resize, save_png
 from .common import add_common, load_net, say
 
 EXAMPLES = """examples:
@@ -70,6 +70,9 @@ def register(sub):
     p.add_argument("--iters", type=int, default=500, help="L-BFGS iterations per scale (default 500)")
     p.add_argument("--snapshot-every", type=int, default=0, metavar="K",
                    help="also write the image every K iterations")
+    p.add_argument("--loss-csv", default=None, metavar="PATH",
+                   help="where to write the loss curve (iteration, loss, content, style, tv, "
+                        "size, seconds); default: beside the image, OUTPUT_loss.csv")
     p.add_argument("--print-every", type=int, default=10, metavar="K",
                    help="print progress every K iterations (default 10)")
     p.add_argument("--statistic", default="gram", choices=S.STATISTICS,
@@ -163,6 +166,7 @@ def run(args):
         dtype=numpy.float64 if args.float64 else numpy.float32,
         print_every=0 if args.quiet else args.print_every)
     path = save_png(finish(result.image), out_path, force=args.force, inputs=inputs)
+    write_loss_csv(result.history, args.loss_csv or os.path.splitext(out_path)[0] + "_loss.csv")
     n = len(result.history)
     per_iter = (sum(h["seconds"] for h in result.history) / n) if n else 0.0
     if result.status != "done":
@@ -171,3 +175,16 @@ def run(args):
               f"({per_iter:.2f} s/iteration)")
     say(args, path)
     return 1 if result.status == "interrupted" else 0
+
+
+LOSS_COLUMNS = ("iteration", "loss", "content", "style", "tv", "size", "seconds")
+
+
+def write_loss_csv(history, path):
+    """The loss of every L-BFGS iteration (``transfer``'s history) as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(",".join(LOSS_COLUMNS) + "\n")
+            for h in history:
+                f.write(",".join(repr(h[c]) for c in LOSS_COLUMNS) + "\n")
+    return path
