@@ -9,6 +9,7 @@ environment variable ``NNVIZ_DEVICE`` sets the default.
 """
 import functools
 import os
+import threading
 
 import numpy
 
@@ -104,3 +105,31 @@ def synchronize(a=None):
 def elementwise_kernel(in_params, out_params, operation, name, preamble=""):
     """A named CuPy ElementwiseKernel, built once and cached."""
     return cupy.ElementwiseKernel(in_params, out_params, operation, name, preamble=preamble)
+
+
+# ---------------------------------------------------------------------------------------
+# scratch space
+# ---------------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def workspace(xp, dtype, name, shape):
+    """A scratch array of ``shape`` kept between calls (per thread, per name and dtype), so
+    that hot loops do not touch fresh pages on every call; its contents are undefined.
+    :func:`free_workspace` lets the memory go."""
+    cache = _local.__dict__.setdefault("buffers", {})
+    size = 1
+    for d in shape:
+        size *= int(d)
+    key = (xp.__name__, numpy.dtype(dtype).str, name)
+    buf = cache.get(key)
+    if buf is None or buf.size < size:
+        cache[key] = None
+        buf = cache[key] = xp.empty(max(size, 1), dtype)
+    return buf[:size].reshape(shape)
+
+
+def free_workspace():
+    """Drop this thread's scratch buffers."""
+    _local.__dict__.pop("buffers", None)

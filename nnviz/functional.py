@@ -58,9 +58,24 @@ def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
     n, c, h, w = x.shape
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(w, kw, sx, pw, dx)
-    if ph or pw:
-        x = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pval)
-    return numpy.ascontiguousarray(_windows(x, kh, kw, sy, sx, dy, dx, out_h, out_w))
+    return numpy.ascontiguousarray(_windows(pad(x, ph, pw, pval), kh, kw, sy, sx, dy, dx, out_h, out_w))
+
+
+def pad(x, ph, pw, pval=0):
+    """``x: (N, C, H, W)`` with ``ph`` rows and ``pw`` columns of ``pval`` on each side
+    (``x`` itself when there is no padding)."""
+    if not (ph or pw):
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    out = xp.empty((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+
+    out[:, :, :ph] = pval
+    out[:, :, ph + h:] = pval
+    out[:, :, ph:ph + h, :pw] = pval
+    out[:, :, ph:ph + h, pw + w:] = pval
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
 
 
 def _windows(xpad, kh, kw, sy, sx, dy, dx, out_h, out_w):
@@ -179,7 +194,7 @@ def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
             yield n0, n1, 0, out_h, col.reshape(n1 - n0, k, out_h * out_w)
         return
     rb = max(1, budget // row_bytes)
-    xpad = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    xpad = pad(x, ph, pw)
     for n0 in range(n):
         for r0 in range(0, out_h, rb):
             r1 = min(out_h, r0 + rb)
@@ -188,32 +203,39 @@ def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
             yield n0, n0 + 1, r0, r1, col.reshape(1, k, (r1 - r0) * out_w)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     """Cross-correlation as PyTorch's ``conv2d``: ``x: (N, C, H, W)``, ``w: (O, C, kh, kw)``,
     ``b: (O,)`` -> ``y: (N, O, out_h, out_w)``. A GEMM ``(O, C*kh*kw) @ (C*kh*kw, P)`` per
-    block of the column buffer (see :func:`col_blocks`)."""
+    block of the column buffer (see :func:`col_blocks`); with ``algorithm="winograd"`` (or
+    :func:`set_conv_algorithm`), 3×3 stride-1 layers go through :func:`winograd_conv3x3`."""
     xp = get_array_module(x)
     sy, sx = pair(stride)
     ph, pw = pair(padding)
     dy, dx = pair(dilation)
-    o, _, kh, kw = w.shape
+    o, c, kh, kw = w.shape
     n, _, h, wd = x.shape
+    if _use_winograd(algorithm, kh, kw, sy, sx, dy, dx, c, o):
+        return winograd_conv3x3(x, winograd_filters(w), b, (ph, pw))
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(wd, kw, sx, pw, dx)
     y = xp.empty((n, o, out_h, out_w), dtype=x.dtype)
     w2 = xp.ascontiguousarray(w.reshape(o, -1))
     for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
-        if r0 == 0 and r1 == out_h:        # whole images: the GEMM writes y in place
-            xp.matmul(w2, col, out=y[n0:n1].reshape(n1 - n0, o, out_h * out_w))
-        else:
-            y[n0:n1, :, r0:r1] = xp.matmul(w2, col).reshape(n1 - n0, o, r1 - r0, out_w)
+        out = y[n0:n1, :, r0:r1].view()    # the GEMM writes y in place (strided for row blocks)
+        out.shape = (n1 - n0, o, (r1 - r0) * out_w)
+        xp.matmul(w2, col, out=out)
     if b is not None:
-        y += b.reshape(1, o, 1, 1)
+        add_bias(y, b)
     return y
 
 
+def add_bias(y, b):
+    """``y += b`` over the channels of ``y: (N, O, ...)``, in place."""
+    y += b.reshape((1, -1) + (1,) * (y.ndim - 2))
+
+
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, dilation=1, output_size=None,
-                     output_padding=0):
+                     output_padding=0, algorithm=None):
     """Transposed convolution as PyTorch's ``conv_transpose2d``, and the input gradient of
     :func:`conv2d`: ``x: (N, C, H, W)``, ``w: (C, O, kh, kw)`` -> ``(N, O, H', W')``.
 
@@ -233,15 +255,196 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, dilation=1, output_size=
         output_size = (deconv_outsize(h, kh, sy, ph, dy, oph), deconv_outsize(wd, kw, sx, pw, dx, opw))
     out_h, out_w = output_size
     qh, qw = dy * (kh - 1) - ph, dx * (kw - 1) - pw      # the padding of the equivalent conv
-    if (sy, sx) == (1, 1) and qh >= 0 and qw >= 0 and (out_h, out_w) == (
-            deconv_outsize(h, kh, 1, ph, dy), deconv_outsize(wd, kw, 1, pw, dx)):
+    as_conv = (sy, sx) == (1, 1) and qh >= 0 and qw >= 0 and (out_h, out_w) == (
+        deconv_outsize(h, kh, 1, ph, dy), deconv_outsize(wd, kw, 1, pw, dx))
+    if as_conv and _use_winograd(algorithm, kh, kw, sy, sx, dy, dx, c, o):
+        # the flipped, transposed filters, transformed without copying them first
+        u = winograd_filters(w, flip=True).transpose(0, 2, 1)        # (16, O, C)
+        return winograd_conv3x3(x, u, b, (qh, qw))
+    if as_conv and not _col2im_cheaper(c, o, kh * kw, h * wd):
         flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)           # (O, C, kh, kw)
         return conv2d(x, xp.ascontiguousarray(flipped), b, 1, (qh, qw), (dy, dx))
-    # (O*kh*kw, C) @ (N, C, H*W) -> (N, O*kh*kw, H*W) = col of the output image
-    col = xp.matmul(w.reshape(c, -1).T, x.reshape(n, c, h * wd))
-    y = col2im(col.reshape(n, o, kh, kw, h, wd), out_h, out_w, sy, sx, ph, pw, dy, dx)
+    y = _conv_transpose2d_col2im(x, w, sy, sx, ph, pw, dy, dx, out_h, out_w)
     if b is not None:
-        y += b.reshape(1, o, 1, 1)
+        add_bias(y, b)
+    return y
+
+
+def _col2im_cheaper(c, o, k, p):
+    """Whether the stride-1 transposed convolution of ``C`` channels into ``O`` (``k`` kernel
+    taps, ``p`` input pixels) moves fewer bytes as GEMM + col2im than as a convolution with
+    the flipped filters. col2im: the column buffer ``O*k*p`` written and read, and ``k``
+    read-modify-write passes over the ``O*p`` image; flipped conv: its column buffer ``C*k*p``
+    written and read, the padded copy of the input, and the filters flipped (``C*O*k``,
+    a slow strided copy). Measured on VGG16's layers, this picks the faster of the two."""
+    return o * (4 * k * p - 3 * c * k) < 20 * c * p
+
+
+def _conv_transpose2d_col2im(x, w, sy, sx, ph, pw, dy, dx, out_h, out_w):
+    """``col = w.T @ x`` for a block of input rows, added into the (padded) output image
+    window by window; the blocks keep the column buffer within ``COL_BLOCK_BYTES``."""
+    xp = get_array_module(x)
+    c, o, kh, kw = w.shape
+    n, _, h, wd = x.shape
+    wt = w.reshape(c, o * kh * kw).T                        # (O*kh*kw, C), a transposed view
+    if backend.is_gpu_array(x):
+        # (O*kh*kw, C) @ (N, C, H*W) -> (N, O*kh*kw, H*W): the whole column buffer at once
+        col = xp.matmul(wt, x.reshape(n, c, h * wd)).reshape(n, o, kh, kw, h, wd)
+        return col2im(col, out_h, out_w, sy, sx, ph, pw, dy, dx)
+    hp = max(out_h + 2 * ph, (h - 1) * sy + dy * (kh - 1) + 1)
+    wp = max(out_w + 2 * pw, (wd - 1) * sx + dx * (kw - 1) + 1)
+    img = xp.zeros((n, o, hp, wp), dtype=x.dtype)
+    row_bytes = o * kh * kw * wd * x.dtype.itemsize
+    if row_bytes * h <= COL_BLOCK_BYTES:
+        nb, rb = max(1, COL_BLOCK_BYTES // (row_bytes * h)), h
+    else:
+        nb, rb = 1, max(1, COL_BLOCK_BYTES // row_bytes)
+    for n0 in range(0, n, nb):
+        n1 = min(n, n0 + nb)
+        for r0 in range(0, h, rb):
+            r1 = min(h, r0 + rb)
+            # (O*kh*kw, C) @ (nb, C, rows*W) -> the columns of these input rows
+            col = xp.matmul(wt, x[n0:n1, :, r0:r1].reshape(n1 - n0, c, -1))
+            col = col.reshape(n1 - n0, o, kh, kw, r1 - r0, wd)
+            for i in range(kh):
+                y0 = r0 * sy + i * dy
+                for j in range(kw):
+                    x0 = j * dx
+                    img[n0:n1, :, y0:y0 + sy * (r1 - r0 - 1) + 1:sy,
+                        x0:x0 + sx * (wd - 1) + 1:sx] += col[:, :, i, j]
+    return numpy.ascontiguousarray(img[:, :, ph:ph + out_h, pw:pw + out_w])
+
+
+# ---------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3)
+# ---------------------------------------------------------------------------------------
+# Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), eq. (8):
+# each 2×2 output tile is Y = A^T [(G g G^T) ⊙ (B^T d B)] A, with d the 4×4 input tile around
+# it and g the 3×3 filter: 16 multiplies instead of 36 (2.25× fewer). Summed over channels,
+# the products become 16 GEMMs  M[ξν] = U[ξν] @ V[ξν],  U = G g G^T: (16, O, C),
+# V = B^T d B: (16, C, tiles). Opt-in (``algorithm="winograd"``): see the README's benchmark.
+
+CONV_ALGORITHMS = ("direct", "winograd")
+_conv_algorithm = os.environ.get("NNVIZ_CONV", "direct")
+WINOGRAD_MIN_CHANNELS = 16     # below this the transforms cost more than the GEMM saves
+
+_G = numpy.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+
+
+def set_conv_algorithm(name):
+    """``"direct"`` (im2col + GEMM, the default) or ``"winograd"`` for every 3×3 stride-1
+    convolution and its input gradient; a call's ``algorithm=`` argument overrides it."""
+    global _conv_algorithm
+    _conv_algorithm = _check_algorithm(name)
+
+
+def get_conv_algorithm():
+    return _check_algorithm(_conv_algorithm)
+
+
+def _check_algorithm(name):
+    if name not in CONV_ALGORITHMS:
+        raise ValueError(f"unknown convolution algorithm {name!r}: expected one of "
+                         f"{', '.join(CONV_ALGORITHMS)}")
+    return name
+
+
+def _use_winograd(algorithm, kh, kw, sy, sx, dy, dx, c, o):
+    algorithm = get_conv_algorithm() if algorithm is None else _check_algorithm(algorithm)
+    return (algorithm == "winograd" and (kh, kw, sy, sx, dy, dx) == (3, 3, 1, 1, 1, 1)
+            and min(c, o) >= WINOGRAD_MIN_CHANNELS)
+
+
+def winograd_filters(w, flip=False):
+    """``U = G g G^T`` for every filter: ``w: (O, C, 3, 3)`` -> ``(16, O, C)``, the 4×4
+    transformed tile flattened first. ``flip=True`` transforms the filters rotated by 180°
+    (the transposed convolution's), without copying them."""
+    xp = get_array_module(w)
+    g = _G[:, ::-1] if flip else _G
+    k = numpy.kron(g, g)                    # (16, 9): k[4a+b, 3i+j] = g[a, i] g[b, j]
+    o, c = w.shape[:2]
+    # (16, 9) @ (9, O*C), the second a transposed view of the filters
+    return xp.matmul(xp.asarray(k, dtype=w.dtype), w.reshape(o * c, 9).T).reshape(16, o, c)
+
+
+def winograd_conv3x3(x, u, b=None, padding=(1, 1)):
+    """A 3×3, stride-1 cross-correlation by Winograd F(2×2, 3×3): ``x: (N, C, H, W)``,
+    ``u: (16, O, C)`` from :func:`winograd_filters`, ``b: (O,)`` -> ``(N, O, out_h, out_w)``.
+
+    Tiles are processed in blocks (of images, or of tile rows) whose transformed input stays
+    within ``COL_BLOCK_BYTES``.
+    """
+    xp = get_array_module(x)
+    n, c, h, wd = x.shape
+    o = u.shape[1]
+    ph, pw = pair(padding)
+    dt = x.dtype
+    out_h, out_w = h + 2 * ph - 2, wd + 2 * pw - 2
+    th, tw = -(-out_h // 2), -(-out_w // 2)              # tiles down and across
+    hp = 2 * th + 2                                      # padded height the tiles read
+    # The zero-padded input split by column parity, so that every read below is a slice
+    # with a contiguous last axis: e[p][..., m] = xpad[..., 2m + p], (2, N, C, hp, tw + 1).
+    e = xp.zeros((2, n, c, hp, tw + 1), dt)
+    for p in (0, 1):
+        q0 = pw + (p - pw) % 2                           # first padded column of parity p
+        m0, cnt = q0 // 2, len(range(q0, pw + wd, 2))
+        e[p, :, :, ph:ph + h, m0:m0 + cnt] = x[:, :, :, q0 - pw::2]
+    y = xp.empty((n, o, 2 * th, 2 * tw), dt)
+    y6 = y.reshape(n, o, th, 2, tw, 2)                   # [n, o, ty, i, tx, j]
+    tile_row = 16 * max(c, o) * tw * dt.itemsize
+    budget = GPU_COL_BLOCK_BYTES if backend.is_gpu_array(x) else COL_BLOCK_BYTES
+    if tile_row * th <= budget:
+        nb, rb = min(n, max(1, budget // (tile_row * th))), th
+    else:
+        nb, rb = 1, min(th, max(1, budget // tile_row))
+    for n0 in range(0, n, nb):
+        n1 = min(n, n0 + nb)
+        for t0 in range(0, th, rb):
+            t1 = min(th, t0 + rb)
+            m, nt = n1 - n0, t1 - t0
+            # scratch, kept between calls: V (16, C, tiles), M (16, O, tiles) and the halves
+            v = backend.workspace(xp, dt, "winograd_v", (4, 4, c, m, nt, tw))
+            cols = backend.workspace(xp, dt, "winograd_cols", (4, m, c, 2 * nt + 2, tw))
+            mm = backend.workspace(xp, dt, "winograd_m", (4, 4, o, m, nt, tw))
+            s9 = backend.workspace(xp, dt, "winograd_s", (9, o, m, nt, tw))
+            s, tmp = s9[:8].reshape(2, 4, o, m, nt, tw), s9[8]     # A^T M, and a temporary
+
+            # V = B^T d B: first across (the tile's columns b), then down (its rows a)
+            e0 = e[0, n0:n1, :, 2 * t0:2 * t1 + 2]
+            e1 = e[1, n0:n1, :, 2 * t0:2 * t1 + 2]
+            d0, d1, d2, d3 = e0[..., :tw], e1[..., :tw], e0[..., 1:], e1[..., 1:]
+            xp.subtract(d0, d2, out=cols[0])
+            xp.add(d1, d2, out=cols[1])
+            xp.subtract(d2, d1, out=cols[2])
+            xp.subtract(d1, d3, out=cols[3])
+            for j in range(4):
+                r0, r1, r2, r3 = (cols[j][:, :, a:a + 2 * nt:2] for a in range(4))
+                vj = v[:, j].transpose(0, 2, 1, 3, 4)               # [a] (m, C, nt, tw)
+                xp.subtract(r0, r2, out=vj[0])
+                xp.add(r1, r2, out=vj[1])
+                xp.subtract(r2, r1, out=vj[2])
+                xp.subtract(r1, r3, out=vj[3])
+
+            # M[ξν] = U[ξν] @ V[ξν]: 16 GEMMs (O, C) @ (C, tiles)
+            xp.matmul(u, v.reshape(16, c, m * nt * tw), out=mm.reshape(16, o, m * nt * tw))
+
+            # Y = A^T M A: first down, then across, into y's 2×2 tiles
+            for bb in range(4):
+                xp.add(mm[0, bb], mm[1, bb], out=s[0, bb])
+                s[0, bb] += mm[2, bb]
+                xp.subtract(mm[1, bb], mm[2, bb], out=s[1, bb])
+                s[1, bb] -= mm[3, bb]
+            for i in range(2):
+                si = s[i]
+                out = y6[n0:n1, :, t0:t1, i].transpose(1, 0, 2, 3, 4)    # (O, m, nt, tw, 2)
+                xp.add(si[0], si[1], out=tmp)
+                xp.add(tmp, si[2], out=out[..., 0])
+                xp.subtract(si[1], si[2], out=tmp)
+                xp.subtract(tmp, si[3], out=out[..., 1])
+    if (2 * th, 2 * tw) != (out_h, out_w):
+        y = xp.ascontiguousarray(y[:, :, :out_h, :out_w])
+    if b is not None:
+        add_bias(y, b)
     return y
 
 
@@ -282,6 +485,10 @@ def max_pool2d(x, kh, kw, sy, sx, ph, pw):
         return _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw)
     n, c, h, w = x.shape
     out_h, out_w = conv_outsize(h, kh, sy, ph), conv_outsize(w, kw, sx, pw)
+    if (kh, kw, sy, sx, ph, pw) == (2, 2, 2, 2, 0, 0):
+        pooled = _max_pool2x2(x, out_h, out_w)
+        if pooled is not None:
+            return pooled
     if ph or pw:
         x = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-numpy.inf)
     # A running maximum over the kh*kw offsets of the window (strided views, no column
@@ -296,10 +503,31 @@ def max_pool2d(x, kh, kw, sy, sx, ph, pw):
                 continue
             better = (v > y) | numpy.isnan(v)
             numpy.copyto(y, v, where=better)
-            k[better] = i * kw + j
+            numpy.copyto(k, i * kw + j, where=better)
     rows = numpy.arange(out_h).reshape(-1, 1) * sy - ph + k // kw
     cols = numpy.arange(out_w) * sx - pw + k % kw
     return y, rows * w + cols
+
+
+def _max_pool2x2(x, out_h, out_w):
+    """2×2 windows with stride 2 (VGG's pooling) in two halving steps: the maximum of each
+    pair of columns, then of each pair of rows. Taking the columns first keeps PyTorch's
+    choice on ties (the first maximum in row-major order). Returns None when the input has
+    a NaN, which the general path places as PyTorch does."""
+    w = x.shape[3]
+    x = x[:, :, :2 * out_h, :2 * out_w]
+    left, right = x[..., 0::2], x[..., 1::2]                    # (N, C, 2*out_h, out_w)
+    right_wins = right > left
+    m = numpy.maximum(left, right)
+    top, bottom = m[:, :, 0::2], m[:, :, 1::2]                  # (N, C, out_h, out_w)
+    bottom_wins = bottom > top
+    y = numpy.maximum(top, bottom)
+    if numpy.isnan(y).any():
+        return None
+    switches = bottom_wins * numpy.int64(w)
+    switches += numpy.where(bottom_wins, right_wins[:, :, 1::2], right_wins[:, :, 0::2])
+    switches += numpy.arange(out_h).reshape(-1, 1) * (2 * w) + numpy.arange(out_w) * 2
+    return y, switches
 
 
 def _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw):
@@ -414,6 +642,8 @@ def relu_backward(dy, positive, rule="backprop"):
     - ``deconvnet`` (Zeiler & Fergus 2014): ``dy * (dy > 0)``
     - ``guided`` (Springenberg et al. 2015): ``dy * (x > 0) * (dy > 0)``
     """
+    if rule not in RULES:
+        raise ValueError(f"unknown backward rule {rule!r}: expected one of {', '.join(RULES)}")
     if rule == "backprop":
         return dy * positive
     if rule == "deconvnet":
@@ -421,3 +651,8 @@ def relu_backward(dy, positive, rule="backprop"):
     if rule == "guided":
         return dy * (positive & (dy > 0))
     raise ValueError(f"unknown backward rule {rule!r}: expected one of {', '.join(RULES)}")
+
+
+def relu(x):
+    """``max(x, 0)`` and the mask ``x > 0`` its backward rules need."""
+    return get_array_module(x).maximum(x, 0), x > 0

@@ -174,8 +174,8 @@ class ReLU(Layer):
 
     def forward(self, x):
         self._check_input(x, x.ndim if hasattr(x, "ndim") else 4)
-        self._saved = x > 0
-        return get_array_module(x).maximum(x, 0)
+        y, self._saved = F.relu(x)
+        return y
 
     def backward(self, dy, rule="backprop"):
         self._check_grad(dy, self._saved.shape if self._saved is not None else dy.shape)

@@ -50,7 +50,7 @@ def col_blocks(request, monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv2d_matches_torch(case, dtype, bias, col_blocks):
+def test_conv2d_matches_torch(case, dtype, bias, col_blocks, transpose_path):
     shape, o, k, s, p, d = case
     rng = numpy.random.default_rng(0)
     layer = L.Conv2d(shape[1], o, k, stride=s, padding=p, dilation=d, bias=bias, dtype=dtype)
@@ -86,9 +86,18 @@ DECONV_CASES = [
 ]
 
 
+@pytest.fixture(params=["col2im", "flipped"])
+def transpose_path(request, monkeypatch):
+    """The stride-1 transposed convolution (the conv's input gradient) has two routes, picked
+    by cost: GEMM + col2im, or a convolution with the flipped filters. Force each."""
+    from nnviz import functional
+    monkeypatch.setattr(functional, "_col2im_cheaper", lambda *a: request.param == "col2im")
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", DECONV_CASES)
-def test_conv_transpose2d_matches_torch(case, dtype, col_blocks):
+def test_conv_transpose2d_matches_torch(case, dtype, col_blocks, transpose_path):
     shape, o, k, s, p, op, d = case
     rng = numpy.random.default_rng(1)
     layer = L.ConvTranspose2d(shape[1], o, k, stride=s, padding=p, output_padding=op,
@@ -143,6 +152,28 @@ def test_max_pool_switches_and_gradient_match_torch(case, dtype):
     # the gradient is the same under every rule: pooling routes through its switches
     for rule in ("backprop", "deconvnet", "guided"):
         assert rel_err(layer.backward(dy, rule), tx.grad) < TOL[dtype]
+
+
+POOL_TIE_CASES = [((2, 3, 8, 8), 2, 2, 0), ((1, 2, 9, 7), 2, 2, 0), ((2, 2, 9, 10), 3, 2, 1),
+                  ((1, 2, 7, 7), 3, 1, 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_TIE_CASES)
+@pytest.mark.parametrize("nan", [False, True])
+def test_max_pool_ties_and_nans_match_torch(case, dtype, nan):
+    """Ties (values drawn from {-1, 0, 1}) keep PyTorch's first maximum, and a NaN wins its
+    window as in PyTorch, both on the 2×2 fast path (first two cases) and the general one."""
+    shape, k, s, p = case
+    rng = numpy.random.default_rng(3)
+    x = rng.integers(-1, 2, shape).astype(dtype)
+    if nan:
+        x.reshape(-1)[rng.choice(x.size, 4, replace=False)] = numpy.nan
+    layer = L.MaxPool2d(k, s, p)
+    y = layer.forward(x)
+    ty, tidx = TF.max_pool2d(_t(x), k, s, p, return_indices=True)
+    numpy.testing.assert_array_equal(y, ty.numpy())
+    numpy.testing.assert_array_equal(layer.switches, tidx.numpy())
 
 
 def _unpool_cases():
