@@ -10,6 +10,9 @@ a column buffer ``col: (N, C, kh, kw, out_h, out_w)``, which reshaped is the GEM
 Each routine that NumPy cannot express without loops or copies has a CuPy kernel beside its
 NumPy twin (``im2col``, ``col2im``, ``max_pool2d``, ``max_pool2d_backward``, ``unpool``);
 ``xp`` is always taken from the array.
+
+3×3 stride-1 convolutions can also run as Winograd F(2×2, 3×3) (Lavin & Gray 2016), opt-in:
+``conv2d(..., algorithm="winograd")``, :func:`set_conv_algorithm` or ``NNVIZ_CONV=winograd``.
 """
 import os
 
@@ -221,9 +224,12 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     y = xp.empty((n, o, out_h, out_w), dtype=x.dtype)
     w2 = xp.ascontiguousarray(w.reshape(o, -1))
     for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
-        out = y[n0:n1, :, r0:r1].view()    # the GEMM writes y in place (strided for row blocks)
-        out.shape = (n1 - n0, o, (r1 - r0) * out_w)
-        xp.matmul(w2, col, out=out)
+        if (r0, r1) == (0, out_h):
+            out = y[n0:n1].reshape(n1 - n0, o, out_h * out_w)
+        else:                              # rows of one image (host only): a strided view
+            out = y[n0:n1, :, r0:r1].view()
+            out.shape = (n1 - n0, o, (r1 - r0) * out_w)     # raises rather than copy
+        xp.matmul(w2, col, out=out)        # the GEMM writes y in place
     if b is not None:
         add_bias(y, b)
     return y
@@ -241,8 +247,10 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, dilation=1, output_size=
 
     ``output_size`` (H', W') fixes the output; otherwise it follows from ``output_padding``.
     A conv2d with filters ``w`` maps (N, O, H', W') to (N, C, H, W); this is its adjoint:
-    ``col = w.T @ x`` scattered back by :func:`col2im`. With stride 1 the same map is a plain
-    correlation with the flipped, transposed filters, which :func:`conv2d` computes in blocks.
+    ``col = w.T @ x`` scattered back by :func:`col2im`, in blocks of input rows. With stride 1
+    the same map is a plain correlation with the flipped, transposed filters, which
+    :func:`conv2d` computes; that route is taken where it moves fewer bytes
+    (:func:`_col2im_cheaper`), or through Winograd when ``algorithm`` asks for it.
     """
     xp = get_array_module(x)
     sy, sx = pair(stride)
@@ -582,12 +590,13 @@ def unpool(x, switches, out_h, out_w, accumulate):
     n, c = x.shape[:2]
     out = xp.zeros((n * c, out_h * out_w), dtype=x.dtype)
     if xp is numpy:
-        rows = numpy.arange(n * c).reshape(-1, 1)
-        sw = switches.reshape(n * c, -1)
+        # flat indices into out: the switch plus the start of its (image, channel) plane
+        flat = switches.reshape(n * c, -1) + numpy.arange(0, n * c * out_h * out_w,
+                                                           out_h * out_w).reshape(-1, 1)
         if accumulate:
-            numpy.add.at(out, (rows, sw), x.reshape(n * c, -1))
+            numpy.add.at(out.reshape(-1), flat.reshape(-1), x.reshape(-1))
         else:
-            out[rows, sw] = x.reshape(n * c, -1)
+            out.reshape(-1)[flat.reshape(-1)] = x.reshape(-1)
     elif accumulate:
         flat = (xp.arange(n * c).reshape(-1, 1) * (out_h * out_w) + switches.reshape(n * c, -1))
         backend.cupyx.scatter_add(out.reshape(-1), flat.reshape(-1), x.reshape(-1))

@@ -118,6 +118,61 @@ def test_conv_transpose2d_matches_torch(case, dtype, col_blocks, transpose_path)
     assert rel_err(layer.grad_bias, tb.grad) < TOL[dtype]
 
 
+WINOGRAD_CASES = [
+    # (N, C, H, W), O, padding: at least 16 channels each way, odd and even sizes
+    ((2, 16, 9, 8), 17, 1),
+    ((1, 16, 7, 7), 20, 1),
+    ((3, 18, 10, 11), 16, 0),
+    ((1, 16, 5, 6), 16, 2),
+    ((1, 24, 3, 3), 16, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+def test_winograd_conv_matches_torch(case, dtype, col_blocks):
+    """Winograd F(2×2, 3×3) (Lavin & Gray 2016): forward and input gradient (its transposed
+    convolution, with the filters flipped inside the transform) against torch's conv2d; with
+    one tile row per block under ``col_blocks="rows"``."""
+    shape, o, p = case
+    rng = numpy.random.default_rng(4)
+    layer = L.Conv2d(shape[1], o, 3, padding=p, dtype=dtype)
+    layer.weight = _rand(rng, layer.weight.shape, dtype)
+    layer.bias = _rand(rng, layer.bias.shape, dtype)
+    x = _rand(rng, shape, dtype)
+    from nnviz import functional
+    functional.set_conv_algorithm("winograd")
+    try:
+        y = layer.forward(x)
+        dy = _rand(rng, y.shape, dtype)
+        dx = layer.backward(dy)
+    finally:
+        functional.set_conv_algorithm("direct")
+    tx, tw, tb = _t(x, True), _t(layer.weight, True), _t(layer.bias, True)
+    ty = TF.conv2d(tx, tw, tb, padding=p)
+    ty.backward(_t(dy))
+    assert y.shape == tuple(ty.shape) and y.dtype == dtype and dx.dtype == dtype
+    assert rel_err(y, ty.detach()) < TOL[dtype]
+    assert rel_err(dx, tx.grad) < TOL[dtype]
+    assert rel_err(layer.grad_weight, tw.grad) < TOL[dtype]
+
+
+def test_winograd_transform_of_flipped_filters():
+    """``winograd_filters(w, flip=True)`` is the transform of the filters rotated by 180°."""
+    from nnviz import functional
+    w = numpy.random.default_rng(5).standard_normal((4, 3, 3, 3))
+    assert rel_err(functional.winograd_filters(w, flip=True),
+                   functional.winograd_filters(numpy.ascontiguousarray(w[:, :, ::-1, ::-1]))) < 1e-15
+
+
+def test_conv_algorithm_is_checked():
+    from nnviz import functional
+    with pytest.raises(ValueError, match="unknown convolution algorithm 'fft'.*direct, winograd"):
+        functional.set_conv_algorithm("fft")
+    with pytest.raises(ValueError, match="unknown convolution algorithm"):
+        functional.conv2d(numpy.zeros((1, 16, 4, 4)), numpy.zeros((16, 16, 3, 3)), algorithm="fast")
+
+
 def _tie_free(rng, shape, dtype):
     """Distinct values (a permutation), so no pooling window has a tie."""
     n = int(numpy.prod(shape))

@@ -18,7 +18,16 @@ def full_net(request):
     return getattr(nnviz, request.param)(seed=0)
 
 
-def test_logits_and_activations_match_torch_at_224(full_net):
+@pytest.fixture(params=["direct", "winograd"])
+def conv_algorithm(request):
+    """Every whole-net comparison runs with im2col + GEMM and with Winograd F(2×2, 3×3)."""
+    from nnviz import functional
+    functional.set_conv_algorithm(request.param)
+    yield request.param
+    functional.set_conv_algorithm("direct")
+
+
+def test_logits_and_activations_match_torch_at_224(full_net, conv_algorithm):
     """float32, the whole net with its top: every layer's output within 1e-4 relative."""
     x = numpy.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(numpy.float32) * 50
     logits = full_net.forward(x)
@@ -31,7 +40,7 @@ def test_logits_and_activations_match_torch_at_224(full_net):
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
-def test_activations_and_unit_gradients_match_torch_float64(arch):
+def test_activations_and_unit_gradients_match_torch_float64(arch, conv_algorithm):
     """float64 at 64×64, convolutional part: activations and the input gradient from one unit
     of the last conv layer under each rule, to 1e-10."""
     net = getattr(nnviz, arch)(seed=1, include_top=False)

@@ -14,11 +14,13 @@ sides (``--tf32`` turns it on for both), and the Gatys loss-and-gradient step.
     python tools/bench.py                          # the whole grid on the CPU
     python tools/bench.py --arch vgg16 --size 224 --batch 1 --reps 3
     python tools/bench.py --device gpu --json bench-gpu.json
+    python tools/bench.py --conv winograd          # nnviz with Winograd F(2×2,3×3)
 
 It prints a Markdown table and writes it, with the machine, versions and date, as JSON.
 """
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -158,10 +160,10 @@ def time_pair(arch, size, batch, reps, device, warmup=1):
     return out
 
 
-def child_memory(side, arch, size, batch, device):
+def child_memory(side, arch, size, batch, device, conv="direct"):
     """Run one side alone in a child process; its peak RSS over the RSS after building."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", side, "--arch", arch,
-           "--size", str(size), "--batch", str(batch), "--device", device]
+           "--size", str(size), "--batch", str(batch), "--device", device, "--conv", conv]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode != 0:
         return None
@@ -272,6 +274,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--tf32", action="store_true", help="allow TF32 on both sides (GPU)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
+    p.add_argument("--conv", nargs="+", default=["direct"], choices=["direct", "winograd"],
+                   help="nnviz's convolution algorithm(s); each gets its rows (default direct)")
     p.add_argument("--json", default="bench-out/bench.json")
     p.add_argument("--child", choices=["nnviz", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -289,27 +293,30 @@ def main(argv=None):
         torch.backends.cudnn.benchmark = True
         os.environ["NNVIZ_TF32"] = "1" if args.tf32 else "0"
     if args.child:
+        from nnviz import functional
+        functional.set_conv_algorithm(args.conv[0])
         return run_child(args)
 
     from nnviz import backend
     xp = backend.get_xp(args.device)
     info = machine_info(args.device)
     info["sgemm_gflops"] = round(sgemm_rate(xp), 1)
+    from nnviz import functional
     rows = []
-    for arch in args.arch:
-        for size in args.size:
-            for batch in args.batch:
-                r = time_pair(arch, size, batch, args.reps, args.device)
-                row = {"arch": arch, "size": size, "batch": batch, **{k: round(v, 4) for k, v in r.items()}}
-                row["fwd_ratio"] = round(r["nnviz_fwd"] / r["torch_fwd"], 3)
-                row["bwd_ratio"] = round(r["nnviz_bwd"] / r["torch_bwd"], 3)
-                row["fwd_gflops"] = round(r["gflop"] / r["nnviz_fwd"], 1)
-                row["fwd_sgemm_share"] = round(row["fwd_gflops"] / info["sgemm_gflops"], 3)
-                if not args.no_memory:
-                    row["nnviz_peak_mb"] = child_memory("nnviz", arch, size, batch, args.device)
-                    row["torch_peak_mb"] = child_memory("torch", arch, size, batch, args.device)
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+    for arch, size, batch, conv in itertools.product(args.arch, args.size, args.batch, args.conv):
+        functional.set_conv_algorithm(conv)
+        r = time_pair(arch, size, batch, args.reps, args.device)
+        row = {"arch": arch, "size": size, "batch": batch, "conv": conv,
+               **{k: round(v, 4) for k, v in r.items()}}
+        row["fwd_ratio"] = round(r["nnviz_fwd"] / r["torch_fwd"], 3)
+        row["bwd_ratio"] = round(r["nnviz_bwd"] / r["torch_bwd"], 3)
+        row["fwd_gflops"] = round(r["gflop"] / r["nnviz_fwd"], 1)
+        row["fwd_sgemm_share"] = round(row["fwd_gflops"] / info["sgemm_gflops"], 3)
+        if not args.no_memory:
+            row["nnviz_peak_mb"] = child_memory("nnviz", arch, size, batch, args.device, conv)
+            row["torch_peak_mb"] = child_memory("torch", arch, size, batch, args.device)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
     gatys = gatys_step(args.device) if args.device == "gpu" else None
     table = markdown(rows, info, gatys)
     print(table)
@@ -325,13 +332,15 @@ def markdown(rows, info, gatys=None):
     head = (f"{info['device'].upper()}: {info.get('gpu') or info['processor']}, "
             f"{info.get('torch_threads', '?')} threads, torch {info.get('torch')}, "
             f"numpy {info['numpy']}, SGEMM {info['sgemm_gflops']} GFLOP/s, {info['date']}\n\n")
-    lines = ["| net | size | batch | nnviz fwd s | torch fwd s | fwd ratio | nnviz grad s | "
-             "torch grad s | grad ratio | fwd GFLOP/s (share of SGEMM) | peak MB nnviz / torch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| net | size | batch | nnviz conv | nnviz fwd s | torch fwd s | fwd ratio | "
+             "nnviz grad s | torch grad s | grad ratio | fwd GFLOP/s (share of SGEMM) | "
+             "peak MB nnviz / torch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mem = (f"{r['nnviz_peak_mb']:.0f} / {r['torch_peak_mb']:.0f}"
                if r.get("nnviz_peak_mb") is not None and r.get("torch_peak_mb") is not None else "–")
-        lines.append(f"| {r['arch']} | {r['size']} | {r['batch']} | {r['nnviz_fwd']:.3f} | "
+        lines.append(f"| {r['arch']} | {r['size']} | {r['batch']} | {r.get('conv', 'direct')} | "
+                     f"{r['nnviz_fwd']:.3f} | "
                      f"{r['torch_fwd']:.3f} | {r['fwd_ratio']:.2f} | {r['nnviz_bwd']:.3f} | "
                      f"{r['torch_bwd']:.3f} | {r['bwd_ratio']:.2f} | {r['fwd_gflops']} "
                      f"({r['fwd_sgemm_share']:.0%}) | {mem} |")

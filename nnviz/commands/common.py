@@ -21,6 +21,9 @@ def add_common(parser, weights=True, out=True):
         g.add_argument("--weights", default="default",
                        help="'default' (the bundled VGG16 backbone), 'random', or a weight file "
                             "made by 'nnviz weights import'")
+        g.add_argument("--conv", default=None, choices=("direct", "winograd"),
+                       help="how 3×3 convolutions are computed: im2col + GEMM (direct), or "
+                            "Winograd F(2×2,3×3) (default: $NNVIZ_CONV or direct)")
     if out:
         g.add_argument("--out", default="nnviz-out", help="output folder (default nnviz-out)")
         g.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -40,7 +43,9 @@ def enable_net_cache():
 def load_net(args, include_top=True, pooling="max"):
     """The net named by --arch/--weights/--device/--seed (kept between calls once
     :func:`enable_net_cache` was called; one per thread, since a net holds its activations)."""
-    from .. import models
+    from .. import functional, models
+    if getattr(args, "conv", None):
+        functional.set_conv_algorithm(args.conv)
     build = getattr(models, args.arch)
     weights = None if args.weights == "random" else args.weights
     if weights not in (None, "default") and not os.path.exists(weights):
