@@ -23,6 +23,30 @@ except Exception:  # ImportError, or a CuPy build that fails to load its CUDA li
 DEVICES = ("cpu", "gpu", "auto")
 
 
+def set_tf32(enabled):
+    """Let CuPy's float32 GEMMs use TF32 tensor cores (10-bit mantissa inputs; faster on GPUs
+    of compute capability 8.0 and up). Off by default, so that float32 results match the
+    host's to 1e-4; ``NNVIZ_TF32=1`` turns it on at import. No effect on the host."""
+    global _tf32
+    _tf32 = bool(enabled)
+    if cupy is None:
+        return
+    from cupy._core import _routines_linalg as linalg
+    linalg.set_compute_type(numpy.float32, linalg.COMPUTE_TYPE_TF32 if _tf32
+                            else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+def tf32_enabled():
+    return _tf32
+
+
+_tf32 = False
+try:
+    set_tf32(os.environ.get("NNVIZ_TF32", "0") not in ("", "0"))
+except Exception:   # a CuPy without this knob: its own default (TF32 off unless CUPY_TF32)
+    pass
+
+
 @functools.lru_cache(maxsize=1)
 def gpu_available():
     """True when CuPy is installed and sees at least one CUDA device."""

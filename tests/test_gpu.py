@@ -90,6 +90,38 @@ def test_layers_on_gpu_match_host(index, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding", [0, 1])
+def test_winograd_on_gpu_matches_host(padding, dtype):
+    """Winograd F(2×2, 3×3) on CuPy against the host's, forward and input gradient."""
+    rng = numpy.random.default_rng(6)
+    x = rng.standard_normal((2, 16, 11, 10)).astype(dtype)
+    w = rng.standard_normal((20, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(20).astype(dtype)
+    y = F.conv2d(x, w, b, 1, padding, algorithm="winograd")
+    gy = F.conv2d(_gpu(x), _gpu(w), _gpu(b), 1, padding, algorithm="winograd")
+    assert rel_err(gy, y) < TOL[dtype]
+    dx = F.conv_transpose2d(y, w, None, 1, padding, output_size=x.shape[2:], algorithm="winograd")
+    gdx = F.conv_transpose2d(_gpu(y), _gpu(w), None, 1, padding, output_size=x.shape[2:],
+                             algorithm="winograd")
+    assert rel_err(gdx, dx) < TOL[dtype]
+
+
+def test_tf32_is_off_by_default_and_switchable():
+    """float32 GEMMs in full precision unless asked (set_tf32); TF32 changes results
+    only on GPUs with tensor cores, so only the switch itself is checked here."""
+    assert not backend.tf32_enabled()
+    a = _gpu(numpy.random.default_rng(7).standard_normal((256, 256)).astype(numpy.float32))
+    exact = backend.to_numpy(a.astype(numpy.float64) @ a.astype(numpy.float64))
+    assert rel_err(a @ a, exact) < 1e-5
+    backend.set_tf32(True)
+    try:
+        assert backend.tf32_enabled()
+        assert rel_err(a @ a, exact) < 1e-2
+    finally:
+        backend.set_tf32(False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_vgg16_on_gpu_matches_host(dtype):
     cpu = vgg16(seed=0, include_top=False, device="cpu")
     gpu = vgg16(seed=0, include_top=False, device="gpu")
@@ -110,3 +142,24 @@ def test_backend_moves_arrays():
     assert backend.is_gpu_array(g) and backend.get_xp("gpu") is backend.cupy
     numpy.testing.assert_array_equal(backend.to_numpy(g), a)
     assert backend.resolve_device("auto") == "gpu"
+
+
+def test_gpu_memory_stays_flat_over_many_iterations():
+    """No leak: after a warm-up, forward + backward repeated leaves the memory pool's use
+    where it was (the activations of one pass, the scratch workspace)."""
+    net = vgg16(seed=0, include_top=False, device="gpu")
+    x = _gpu(numpy.random.default_rng(8).standard_normal((1, 3, 64, 64)).astype(numpy.float32))
+    pool = backend.cupy.get_default_memory_pool()
+    for algorithm in ("direct", "winograd"):
+        F.set_conv_algorithm(algorithm)
+        try:
+            for i in range(300):
+                y = net.forward(x, until="conv5_3")
+                net.backward(backend.cupy.ones_like(y), "conv5_3")
+                if i == 20:
+                    backend.synchronize()
+                    used = pool.used_bytes()
+            backend.synchronize()
+            assert pool.used_bytes() <= used, algorithm
+        finally:
+            F.set_conv_algorithm("direct")

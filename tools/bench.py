@@ -292,6 +292,8 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.benchmark = True
         os.environ["NNVIZ_TF32"] = "1" if args.tf32 else "0"
+        from nnviz import backend as nnviz_backend
+        nnviz_backend.set_tf32(args.tf32)
     if args.child:
         from nnviz import functional
         functional.set_conv_algorithm(args.conv[0])
