@@ -72,7 +72,6 @@ def pad(x, ph, pw, pval=0):
     xp = get_array_module(x)
     n, c, h, w = x.shape
     out = xp.empty((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
-
     out[:, :, :ph] = pval
     out[:, :, ph + h:] = pval
     out[:, :, ph:ph + h, :pw] = pval
