@@ -178,6 +178,14 @@ COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_COL_BLOCK_MB", "24")) << 20
 GPU_COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_GPU_COL_BLOCK_MB", "2048")) << 20
 
 
+def _block_shape(n, rows, row_bytes, budget):
+    """``(nb, rb)``: blocks of ``nb`` whole images (``rb == rows``) when one image's buffer fits
+    ``budget`` bytes, else of ``rb`` rows of one image (at least one row)."""
+    if row_bytes * rows <= budget:
+        return min(n, max(1, budget // (row_bytes * rows))), rows
+    return 1, min(rows, max(1, budget // row_bytes))
+
+
 def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
     """im2col in blocks: yields ``(n0, n1, r0, r1, col)`` where ``col: (n1-n0, C*kh*kw,
     (r1-r0)*out_w)`` holds the windows of output rows ``r0:r1`` of images ``n0:n1``."""
@@ -187,15 +195,13 @@ def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
     k = c * kh * kw
     row_bytes = k * out_w * x.dtype.itemsize
     gpu = backend.is_gpu_array(x)
-    budget = GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES
-    if gpu or row_bytes * out_h <= budget:
-        nb = max(1, budget // (row_bytes * out_h))
+    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES)
+    if gpu or rb == out_h:                  # whole images (always on the GPU)
         for n0 in range(0, n, nb):
             n1 = min(n, n0 + nb)
             col = im2col(x[n0:n1], kh, kw, sy, sx, ph, pw, dy, dx)
             yield n0, n1, 0, out_h, col.reshape(n1 - n0, k, out_h * out_w)
         return
-    rb = max(1, budget // row_bytes)
     xpad = pad(x, ph, pw)
     for n0 in range(n):
         for r0 in range(0, out_h, rb):
@@ -301,11 +307,7 @@ def _conv_transpose2d_col2im(x, w, sy, sx, ph, pw, dy, dx, out_h, out_w):
     hp = max(out_h + 2 * ph, (h - 1) * sy + dy * (kh - 1) + 1)
     wp = max(out_w + 2 * pw, (wd - 1) * sx + dx * (kw - 1) + 1)
     img = xp.zeros((n, o, hp, wp), dtype=x.dtype)
-    row_bytes = o * kh * kw * wd * x.dtype.itemsize
-    if row_bytes * h <= COL_BLOCK_BYTES:
-        nb, rb = max(1, COL_BLOCK_BYTES // (row_bytes * h)), h
-    else:
-        nb, rb = 1, max(1, COL_BLOCK_BYTES // row_bytes)
+    nb, rb = _block_shape(n, h, o * kh * kw * wd * x.dtype.itemsize, COL_BLOCK_BYTES)
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         for r0 in range(0, h, rb):
@@ -398,12 +400,8 @@ def winograd_conv3x3(x, u, b=None, padding=(1, 1)):
         e[p, :, :, ph:ph + h, m0:m0 + cnt] = x[:, :, :, q0 - pw::2]
     y = xp.empty((n, o, 2 * th, 2 * tw), dt)
     y6 = y.reshape(n, o, th, 2, tw, 2)                   # [n, o, ty, i, tx, j]
-    tile_row = 16 * max(c, o) * tw * dt.itemsize
-    budget = GPU_COL_BLOCK_BYTES if backend.is_gpu_array(x) else COL_BLOCK_BYTES
-    if tile_row * th <= budget:
-        nb, rb = min(n, max(1, budget // (tile_row * th))), th
-    else:
-        nb, rb = 1, min(th, max(1, budget // tile_row))
+    nb, rb = _block_shape(n, th, 16 * max(c, o) * tw * dt.itemsize,       # bytes per tile row
+                          GPU_COL_BLOCK_BYTES if backend.is_gpu_array(x) else COL_BLOCK_BYTES)
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         for t0 in range(0, th, rb):
@@ -496,8 +494,7 @@ def max_pool2d(x, kh, kw, sy, sx, ph, pw):
         pooled = _max_pool2x2(x, out_h, out_w)
         if pooled is not None:
             return pooled
-    if ph or pw:
-        x = numpy.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-numpy.inf)
+    x = pad(x, ph, pw, -numpy.inf)
     # A running maximum over the kh*kw offsets of the window (strided views, no column
     # buffer). Strictly greater wins, so the first maximum is kept on ties; a NaN always wins,
     # as in PyTorch.
@@ -588,17 +585,16 @@ def unpool(x, switches, out_h, out_w, accumulate):
     xp = get_array_module(x)
     n, c = x.shape[:2]
     out = xp.zeros((n * c, out_h * out_w), dtype=x.dtype)
+    # flat indices into out: the switch plus the start of its (image, channel) plane
+    flat = (switches.reshape(n * c, -1)
+            + xp.arange(0, n * c * out_h * out_w, out_h * out_w).reshape(-1, 1)).reshape(-1)
     if xp is numpy:
-        # flat indices into out: the switch plus the start of its (image, channel) plane
-        flat = switches.reshape(n * c, -1) + numpy.arange(0, n * c * out_h * out_w,
-                                                           out_h * out_w).reshape(-1, 1)
         if accumulate:
-            numpy.add.at(out.reshape(-1), flat.reshape(-1), x.reshape(-1))
+            numpy.add.at(out.reshape(-1), flat, x.reshape(-1))
         else:
-            out.reshape(-1)[flat.reshape(-1)] = x.reshape(-1)
+            out.reshape(-1)[flat] = x.reshape(-1)
     elif accumulate:
-        flat = (xp.arange(n * c).reshape(-1, 1) * (out_h * out_w) + switches.reshape(n * c, -1))
-        backend.cupyx.scatter_add(out.reshape(-1), flat.reshape(-1), x.reshape(-1))
+        backend.cupyx.scatter_add(out.reshape(-1), flat, x.reshape(-1))
     else:
         kernel = backend.elementwise_kernel(
             "T x, int64 sw, int64 plane_in, int64 plane_out", "raw T out",
@@ -650,8 +646,6 @@ def relu_backward(dy, positive, rule="backprop"):
     - ``deconvnet`` (Zeiler & Fergus 2014): ``dy * (dy > 0)``
     - ``guided`` (Springenberg et al. 2015): ``dy * (x > 0) * (dy > 0)``
     """
-    if rule not in RULES:
-        raise ValueError(f"unknown backward rule {rule!r}: expected one of {', '.join(RULES)}")
     if rule == "backprop":
         return dy * positive
     if rule == "deconvnet":
