@@ -7,6 +7,7 @@ the GPU. Without CuPy, or without a CUDA device, everything runs on NumPy.
 Devices are ``"cpu"``, ``"gpu"`` and ``"auto"`` (the GPU when CuPy sees one); the
 environment variable ``NNVIZ_DEVICE`` sets the default.
 """
+import contextlib
 import functools
 import os
 import threading
@@ -23,28 +24,42 @@ except Exception:  # ImportError, or a CuPy build that fails to load its CUDA li
 DEVICES = ("cpu", "gpu", "auto")
 
 
-def set_tf32(enabled):
-    """Let CuPy's float32 GEMMs use TF32 tensor cores (10-bit mantissa inputs; faster on GPUs
-    of compute capability 8.0 and up). Off by default, so that float32 results match the
-    host's to 1e-4; ``NNVIZ_TF32=1`` turns it on at import. No effect on the host."""
-    global _tf32
-    _tf32 = bool(enabled)
-    if cupy is None:
-        return
+def _set_compute_type(enabled):
     from cupy._core import _routines_linalg as linalg
-    linalg.set_compute_type(numpy.float32, linalg.COMPUTE_TYPE_TF32 if _tf32
+    linalg.set_compute_type(numpy.float32, linalg.COMPUTE_TYPE_TF32 if enabled
                             else linalg.COMPUTE_TYPE_DEFAULT)
 
 
+_tf32 = os.environ.get("NNVIZ_TF32", "0") not in ("", "0")
+if cupy is not None:
+    try:
+        _set_compute_type(_tf32)
+    except Exception:   # a CuPy without this knob: its own default (TF32 off unless CUPY_TF32)
+        pass
+
+
 def tf32_enabled():
+    """Whether CuPy's float32 GEMMs may use TF32 here (default: ``$NNVIZ_TF32``, off)."""
     return _tf32
 
 
-_tf32 = False
-try:
-    set_tf32(os.environ.get("NNVIZ_TF32", "0") not in ("", "0"))
-except Exception:   # a CuPy without this knob: its own default (TF32 off unless CUPY_TF32)
-    pass
+@contextlib.contextmanager
+def tf32(enabled=True):
+    """Within the block, let CuPy's float32 GEMMs use TF32 tensor cores (10-bit mantissa
+    inputs; faster on GPUs of compute capability 8.0 and up), or forbid it; restored after.
+    Off by default (``NNVIZ_TF32=1`` turns it on), so that float32 results match the host's to
+    1e-4. No effect on the host."""
+    global _tf32
+    before = _tf32
+    _tf32 = bool(enabled)
+    if cupy is not None:
+        _set_compute_type(_tf32)
+    try:
+        yield _tf32
+    finally:
+        _tf32 = before
+        if cupy is not None:
+            _set_compute_type(before)
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,10 +116,6 @@ def is_gpu_array(a):
     return cupy is not None and isinstance(a, cupy.ndarray)
 
 
-def device_of(a):
-    return "gpu" if is_gpu_array(a) else "cpu"
-
-
 def to_device(a, device=None):
     """Move an array to ``device`` (a no-op when it is there already)."""
     if resolve_device(device) == "gpu":
@@ -140,8 +151,7 @@ _local = threading.local()
 
 def workspace(xp, dtype, name, shape):
     """A scratch array of ``shape`` kept between calls (per thread, per name and dtype), so
-    that hot loops do not touch fresh pages on every call; its contents are undefined.
-    :func:`free_workspace` lets the memory go."""
+    that hot loops do not touch fresh pages on every call; its contents are undefined."""
     cache = _local.__dict__.setdefault("buffers", {})
     size = 1
     for d in shape:
@@ -152,8 +162,3 @@ def workspace(xp, dtype, name, shape):
         cache[key] = None
         buf = cache[key] = xp.empty(max(size, 1), dtype)
     return buf[:size].reshape(shape)
-
-
-def free_workspace():
-    """Drop this thread's scratch buffers."""
-    _local.__dict__.pop("buffers", None)

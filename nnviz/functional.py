@@ -1,6 +1,6 @@
 """The arithmetic of the layers, as functions of arrays: convolution by im2col and one GEMM,
 its transpose (which *is* the convolution's input gradient), pooling with switches, unpooling,
-and the three ReLU backward rules.
+bilinear resizing.
 
 Conventions (as PyTorch): images ``x: (N, C, H, W)``; conv filters ``w: (O, C, kh, kw)``;
 a column buffer ``col: (N, C, kh, kw, out_h, out_w)``, which reshaped is the GEMM operand
@@ -12,8 +12,11 @@ NumPy twin (``im2col``, ``col2im``, ``max_pool2d``, ``max_pool2d_backward``, ``u
 ``xp`` is always taken from the array.
 
 3×3 stride-1 convolutions can also run as Winograd F(2×2, 3×3) (Lavin & Gray 2016), opt-in:
-``conv2d(..., algorithm="winograd")``, :func:`set_conv_algorithm` or ``NNVIZ_CONV=winograd``.
+``conv2d(..., algorithm="winograd")``, ``with conv_algorithm("winograd"):`` or
+``NNVIZ_CONV=winograd``.
 """
+import contextlib
+import contextvars
 import os
 
 import numpy
@@ -88,6 +91,11 @@ def _windows(xpad, kh, kw, sy, sx, dy, dx, out_h, out_w):
                       (s_n, s_c, s_h * dy, s_w * dx, s_h * sy, s_w * sx), writeable=False)
 
 
+# the window geometry every GPU kernel below takes, after its input array
+GEOMETRY_PARAMS = ("int32 h, int32 w, int32 out_h, int32 out_w, int32 kh, int32 kw, int32 sy, "
+                   "int32 sx, int32 ph, int32 pw")
+
+
 def _im2col_gpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
     cupy = backend.cupy
     n, c, h, w = x.shape
@@ -95,8 +103,7 @@ def _im2col_gpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
     out_w = conv_outsize(w, kw, sx, pw, dx)
     col = cupy.empty((n, c, kh, kw, out_h, out_w), dtype=x.dtype)
     kernel = backend.elementwise_kernel(
-        "raw T x, int32 h, int32 w, int32 out_h, int32 out_w, int32 kh, int32 kw, "
-        "int32 sy, int32 sx, int32 ph, int32 pw, int32 dy, int32 dx, T pval",
+        f"raw T x, {GEOMETRY_PARAMS}, int32 dy, int32 dx, T pval",
         "T col",
         """
         long long ox = i % out_w;
@@ -139,8 +146,7 @@ def _col2im_gpu(col, h, w, sy, sx, ph, pw, dy, dx):
     img = cupy.empty((n, c, h, w), dtype=col.dtype)
     # Gather (no atomics): each pixel sums the window entries that read it.
     kernel = backend.elementwise_kernel(
-        "raw T col, int32 h, int32 w, int32 out_h, int32 out_w, int32 kh, int32 kw, "
-        "int32 sy, int32 sx, int32 ph, int32 pw, int32 dy, int32 dx",
+        f"raw T col, {GEOMETRY_PARAMS}, int32 dy, int32 dx",
         "T img",
         """
         int xx = i % w;
@@ -215,7 +221,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     """Cross-correlation as PyTorch's ``conv2d``: ``x: (N, C, H, W)``, ``w: (O, C, kh, kw)``,
     ``b: (O,)`` -> ``y: (N, O, out_h, out_w)``. A GEMM ``(O, C*kh*kw) @ (C*kh*kw, P)`` per
     block of the column buffer (see :func:`col_blocks`); with ``algorithm="winograd"`` (or
-    :func:`set_conv_algorithm`), 3×3 stride-1 layers go through :func:`winograd_conv3x3`."""
+    :func:`conv_algorithm`), 3×3 stride-1 layers go through :func:`winograd_conv3x3`."""
     xp = get_array_module(x)
     sy, sx = pair(stride)
     ph, pw = pair(padding)
@@ -334,21 +340,32 @@ def _conv_transpose2d_col2im(x, w, sy, sx, ph, pw, dy, dx, out_h, out_w):
 # V = B^T d B: (16, C, tiles). Opt-in (``algorithm="winograd"``): see the README's benchmark.
 
 CONV_ALGORITHMS = ("direct", "winograd")
-_conv_algorithm = os.environ.get("NNVIZ_CONV", "direct")
+_conv_algorithm = contextvars.ContextVar("nnviz_conv_algorithm", default=None)
 WINOGRAD_MIN_CHANNELS = 16     # below this the transforms cost more than the GEMM saves
 
 _G = numpy.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
 
 
-def set_conv_algorithm(name):
-    """``"direct"`` (im2col + GEMM, the default) or ``"winograd"`` for every 3×3 stride-1
-    convolution and its input gradient; a call's ``algorithm=`` argument overrides it."""
-    global _conv_algorithm
-    _conv_algorithm = _check_algorithm(name)
+@contextlib.contextmanager
+def conv_algorithm(name):
+    """Within the block, every 3×3 stride-1 convolution and its input gradient use ``name``:
+    ``"direct"`` (im2col + GEMM) or ``"winograd"``; ``None`` changes nothing. Outside any
+    block the algorithm is ``$NNVIZ_CONV`` (default ``"direct"``); a call's ``algorithm=``
+    argument overrides both. Scoped to the current thread or task (a context variable)."""
+    if name is None:
+        yield get_conv_algorithm()
+        return
+    token = _conv_algorithm.set(_check_algorithm(name))
+    try:
+        yield name
+    finally:
+        _conv_algorithm.reset(token)
 
 
 def get_conv_algorithm():
-    return _check_algorithm(_conv_algorithm)
+    """The algorithm in force here (see :func:`conv_algorithm`)."""
+    name = _conv_algorithm.get()
+    return _check_algorithm(os.environ.get("NNVIZ_CONV") or "direct" if name is None else name)
 
 
 def _check_algorithm(name):
@@ -542,8 +559,7 @@ def _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw):
     y = cupy.empty((n, c, out_h, out_w), dtype=x.dtype)
     switches = cupy.empty((n, c, out_h, out_w), dtype=cupy.int64)
     kernel = backend.elementwise_kernel(
-        "raw T x, int32 h, int32 w, int32 out_h, int32 out_w, int32 kh, int32 kw, "
-        "int32 sy, int32 sx, int32 ph, int32 pw",
+        f"raw T x, {GEOMETRY_PARAMS}",
         "T y, int64 switches",
         """
         int ox = i % out_w;
@@ -632,29 +648,42 @@ def avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, ph, pw):
     return col2im(xp.ascontiguousarray(col), h, w, sy, sx, ph, pw)
 
 
+def window_origins(like, h, w, stride, padding):
+    """For pooling outputs shaped as ``like`` (N, C, out_h, out_w) over an ``h × w`` plane, the
+    flat index of each window's first (top-left) pixel, clamped into the plane: switches that
+    ignore the values (the deconvnet "without switches")."""
+    xp = get_array_module(like)
+    oh, ow = like.shape[2:]
+    rows = xp.clip(xp.arange(oh) * stride[0] - padding[0], 0, h - 1)
+    cols = xp.clip(xp.arange(ow) * stride[1] - padding[1], 0, w - 1)
+    idx = (rows[:, None] * w + cols[None, :]).astype(xp.int64)
+    return xp.ascontiguousarray(xp.broadcast_to(idx, like.shape))
+
+
 # ---------------------------------------------------------------------------------------
-# ReLU and its three backward rules
+# ReLU and resizing
 # ---------------------------------------------------------------------------------------
-
-RULES = ("backprop", "deconvnet", "guided")
-
-
-def relu_backward(dy, positive, rule="backprop"):
-    """The three ReLU backward rules, given the forward's mask ``positive = x > 0``.
-
-    - ``backprop`` (the gradient; Simonyan et al. 2013): ``dy * (x > 0)``
-    - ``deconvnet`` (Zeiler & Fergus 2014): ``dy * (dy > 0)``
-    - ``guided`` (Springenberg et al. 2015): ``dy * (x > 0) * (dy > 0)``
-    """
-    if rule == "backprop":
-        return dy * positive
-    if rule == "deconvnet":
-        return dy * (dy > 0)
-    if rule == "guided":
-        return dy * (positive & (dy > 0))
-    raise ValueError(f"unknown backward rule {rule!r}: expected one of {', '.join(RULES)}")
-
 
 def relu(x):
     """``max(x, 0)`` and the mask ``x > 0`` its backward rules need."""
     return get_array_module(x).maximum(x, 0), x > 0
+
+
+def resize_bilinear(m, h, w):
+    """Bilinear resize of ``m: (..., h0, w0)`` to ``(..., h, w)`` with half-pixel centres
+    (PyTorch's ``interpolate(mode="bilinear", align_corners=False)`` without antialiasing,
+    OpenCV's ``resize``), as two small matrix products; NumPy and CuPy."""
+    xp = get_array_module(m)
+
+    def matrix(n_out, n_in):
+        src = numpy.maximum((numpy.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0)
+        i0 = numpy.minimum(numpy.floor(src).astype(int), n_in - 1)
+        i1 = numpy.minimum(i0 + 1, n_in - 1)
+        f = src - i0
+        a = numpy.zeros((n_out, n_in))
+        numpy.add.at(a, (numpy.arange(n_out), i0), 1 - f)
+        numpy.add.at(a, (numpy.arange(n_out), i1), f)
+        return xp.asarray(a, dtype=m.dtype)
+
+    rows, cols = matrix(h, m.shape[-2]), matrix(w, m.shape[-1])
+    return xp.matmul(xp.matmul(rows, m), cols.T)

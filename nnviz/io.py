@@ -7,12 +7,10 @@ import tempfile
 
 import numpy
 
+from .errors import InputError
+
 MAX_PIXELS = 64_000_000   # larger images are refused (Pillow's bomb check uses this too)
 SAMPLES = ("astronaut", "chelsea", "coffee")
-
-
-class InputError(ValueError):
-    """Bad input from a user (a file, a name, a value): one clear line, no traceback."""
 
 
 def load_image(path, size=None):

@@ -1,18 +1,18 @@
 """Layers with hand-written forward and backward passes.
 
-Every layer has ``forward(x) -> y``, which keeps exactly what its backward needs, and
-``backward(dy, rule="backprop") -> dx``. Parameterized layers hold ``weight`` and ``bias``
-(PyTorch layouts: conv ``(O, C, kh, kw)``, transposed conv ``(C, O, kh, kw)``, linear
-``(out, in)``) and, after ``backward``, ``grad_weight`` and ``grad_bias`` unless
-``requires_grad`` is False. A layer computes in its input's dtype; parameters are cast to it.
-
-``rule`` matters only to :class:`ReLU` (see :func:`nnviz.functional.relu_backward`);
-pooling routes gradients through its switches under every rule, and the linear layers take
-the same backward under every rule.
+Every layer has ``forward(x) -> y``, which keeps exactly what its backward rules need (named
+attributes: ``input``, ``positive``, ``switches``, ``input_shape``), ``gradient(dy) -> dx``
+(its gradient, written out), and ``backward(dy, rule="backprop") -> dx``, which asks the rule
+(:mod:`nnviz.rules`; a rule name or object, default the gradient) how to pass ``dy`` down.
+Parameterized layers hold ``weight`` and ``bias`` (PyTorch layouts: conv ``(O, C, kh, kw)``,
+transposed conv ``(C, O, kh, kw)``, linear ``(out, in)``) and, after a gradient, ``grad_weight``
+and ``grad_bias`` unless ``requires_grad`` is False. A layer computes in its input's dtype;
+parameters are cast to it.
 """
 import numpy
 
 from . import functional as F
+from . import rules as R
 from .backend import get_array_module
 
 
@@ -21,6 +21,16 @@ class Layer:
 
     name = None
     params = ()
+    input_shape = None
+    output_shape = None          # set by forward; None until then
+
+    def backward(self, dy, rule="backprop"):
+        """The signal at the input from ``dy`` at the output, under ``rule`` (a name or a
+        :class:`nnviz.rules.Rule`; default the gradient; a ReLU rule's name leaves other
+        layers their gradient, as in a net)."""
+        rule = R.for_layer(rule, self)
+        self._check_grad(dy)
+        return rule.backward(self, dy)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
@@ -45,12 +55,18 @@ class Layer:
         if x.dtype.kind != "f":
             raise TypeError(f"{self._where()}: expected a float array, got {x.dtype}")
 
-    def _check_grad(self, dy, shape):
-        if tuple(dy.shape) != tuple(shape):
-            raise ValueError(f"{self._where()}: gradient of shape {tuple(dy.shape)} does not match "
-                             f"the forward output {tuple(shape)}")
-        if getattr(self, "_saved", None) is None:
+    def _keep(self, x, y, keep_input):
+        """What the rules read: both shapes, and the input (a reference, no copy) when
+        ``keep_input`` (the weight gradient needs it; the input gradient does not)."""
+        self.input = x if keep_input else None
+        self.input_shape, self.output_shape = x.shape, y.shape
+
+    def _check_grad(self, dy):
+        if self.output_shape is None:
             raise RuntimeError(f"{self._where()}: backward called before forward")
+        if tuple(dy.shape) != tuple(self.output_shape):
+            raise ValueError(f"{self._where()}: gradient of shape {tuple(dy.shape)} does not match "
+                             f"the forward output {tuple(self.output_shape)}")
 
     def to(self, xp):
         """Move the parameters to the array module ``xp`` (numpy or cupy)."""
@@ -90,7 +106,6 @@ class Conv2d(_Parameterized):
         self.dilation = F.pair(dilation, "dilation")
         self.weight = numpy.zeros((out_channels, in_channels, self.kh, self.kw), dtype)
         self.bias = numpy.zeros(out_channels, dtype) if bias else None
-        self._saved = None
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={(self.kh, self.kw)}, "
@@ -105,18 +120,16 @@ class Conv2d(_Parameterized):
                              f"(dilated) kernel {(self.kh, self.kw)} with padding {self.padding}")
         y = F.conv2d(x, self._param("weight", x.dtype), self._param("bias", x.dtype),
                      self.stride, self.padding, self.dilation)
-        # backward needs the input's size; the input itself only for the weight gradient
-        self._saved = (x if self.requires_grad else None, x.shape, y.shape)
+        self._keep(x, y, self.requires_grad)
         return y
 
-    def backward(self, dy, rule="backprop"):
-        x, x_shape, y_shape = self._saved or (None, None, None)
-        self._check_grad(dy, y_shape)
+    def gradient(self, dy):
         if self.requires_grad:
-            gw = F.conv2d_grad_weight(x, dy, self.kh, self.kw, self.stride, self.padding, self.dilation)
+            gw = F.conv2d_grad_weight(self.input, dy, self.kh, self.kw, self.stride,
+                                      self.padding, self.dilation)
             self._set_grads(gw, None if self.bias is None else dy.sum(axis=(0, 2, 3)))
         return F.conv_transpose2d(dy, self._param("weight", dy.dtype), None, self.stride,
-                                  self.padding, self.dilation, output_size=x_shape[2:])
+                                  self.padding, self.dilation, output_size=self.input_shape[2:])
 
 
 class ConvTranspose2d(_Parameterized):
@@ -140,7 +153,6 @@ class ConvTranspose2d(_Parameterized):
                                  f"stride {self.stride} or dilation {self.dilation}")
         self.weight = numpy.zeros((in_channels, out_channels, self.kh, self.kw), dtype)
         self.bias = numpy.zeros(out_channels, dtype) if bias else None
-        self._saved = None
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={(self.kh, self.kw)}, "
@@ -152,34 +164,31 @@ class ConvTranspose2d(_Parameterized):
         y = F.conv_transpose2d(x, self._param("weight", x.dtype), self._param("bias", x.dtype),
                                self.stride, self.padding, self.dilation,
                                output_padding=self.output_padding)
-        self._saved = (x if self.requires_grad else None, x.shape, y.shape)
+        self._keep(x, y, self.requires_grad)
         return y
 
-    def backward(self, dy, rule="backprop"):
-        x, x_shape, y_shape = self._saved or (None, None, None)
-        self._check_grad(dy, y_shape)
+    def gradient(self, dy):
         if self.requires_grad:
             # the transposed conv is the adjoint of conv2d(., weight): exchange x and dy
-            gw = F.conv2d_grad_weight(dy, x, self.kh, self.kw, self.stride, self.padding, self.dilation)
+            gw = F.conv2d_grad_weight(dy, self.input, self.kh, self.kw, self.stride,
+                                      self.padding, self.dilation)
             self._set_grads(gw, None if self.bias is None else dy.sum(axis=(0, 2, 3)))
         return F.conv2d(dy, self._param("weight", dy.dtype), None, self.stride, self.padding,
                         self.dilation)
 
 
 class ReLU(Layer):
-    """``max(x, 0)``; keeps the mask ``x > 0`` for the three backward rules."""
-
-    def __init__(self):
-        self._saved = None
+    """``max(x, 0)``; keeps the mask ``positive = x > 0`` for its backward rules
+    (:mod:`nnviz.rules`: backprop, deconvnet, guided, pass)."""
 
     def forward(self, x):
         self._check_input(x, x.ndim if hasattr(x, "ndim") else 4)
-        y, self._saved = F.relu(x)
+        y, self.positive = F.relu(x)
+        self.input_shape, self.output_shape = x.shape, y.shape
         return y
 
-    def backward(self, dy, rule="backprop"):
-        self._check_grad(dy, self._saved.shape if self._saved is not None else dy.shape)
-        return F.relu_backward(dy, self._saved, rule)
+    def gradient(self, dy):
+        return dy * self.positive
 
 
 class _Pool(Layer):
@@ -190,7 +199,6 @@ class _Pool(Layer):
         if self.padding[0] > self.kh // 2 or self.padding[1] > self.kw // 2:
             raise ValueError(f"padding {self.padding} must be at most half of the kernel "
                              f"{(self.kh, self.kw)}")
-        self._saved = None
 
     def extra_repr(self):
         return f"kernel_size={(self.kh, self.kw)}, stride={self.stride}, padding={self.padding}"
@@ -209,23 +217,23 @@ class _Pool(Layer):
 class MaxPool2d(_Pool):
     """Max pooling, as ``torch.nn.MaxPool2d``; records ``switches`` (N, C, out_h, out_w): the
     index of each window's maximum in the flattened H×W input plane (PyTorch's
-    ``return_indices``). Backward routes the gradient to the switches under every rule."""
+    ``return_indices``). The gradient goes to the switches (Zeiler's unpooling); the rule
+    ``no_switches`` sends it to each window's first pixel instead."""
 
     def forward(self, x):
         self._check_input(x)
         self._check_size(x)
         y, self.switches = F.max_pool2d(x, *self._geometry())
-        self._saved = (x.shape, y.shape)
+        self._keep(x, y, False)
         return y
 
     @property
     def overlapping(self):
         return self.stride[0] < self.kh or self.stride[1] < self.kw
 
-    def backward(self, dy, rule="backprop"):
-        x_shape, y_shape = self._saved or (None, None)
-        self._check_grad(dy, y_shape)
-        return F.max_pool2d_backward(dy, self.switches, x_shape[2], x_shape[3], self.overlapping)
+    def gradient(self, dy):
+        h, w = self.input_shape[2:]
+        return F.max_pool2d_backward(dy, self.switches, h, w, self.overlapping)
 
 
 class MaxUnpool2d(_Pool):
@@ -254,11 +262,10 @@ class MaxUnpool2d(_Pool):
                              f"{(out_h, out_w)}")
         self.switches = xp.asarray(switches, dtype=xp.int64)
         y = F.unpool(x, self.switches, out_h, out_w, accumulate=False)
-        self._saved = (x.shape, y.shape)
+        self._keep(x, y, False)
         return y
 
-    def backward(self, dy, rule="backprop"):
-        self._check_grad(dy, (self._saved or (None, None))[1])
+    def gradient(self, dy):
         return F.unpool_backward(dy, self.switches)
 
 
@@ -269,13 +276,12 @@ class AvgPool2d(_Pool):
         self._check_input(x)
         self._check_size(x)
         y = F.avg_pool2d(x, *self._geometry())
-        self._saved = (x.shape, y.shape)
+        self._keep(x, y, False)
         return y
 
-    def backward(self, dy, rule="backprop"):
-        x_shape, y_shape = self._saved or (None, None)
-        self._check_grad(dy, y_shape)
-        return F.avg_pool2d_backward(dy, x_shape[2], x_shape[3], *self._geometry())
+    def gradient(self, dy):
+        h, w = self.input_shape[2:]
+        return F.avg_pool2d_backward(dy, h, w, *self._geometry())
 
 
 class Linear(_Parameterized):
@@ -285,7 +291,6 @@ class Linear(_Parameterized):
         self.in_features, self.out_features = in_features, out_features
         self.weight = numpy.zeros((out_features, in_features), dtype)
         self.bias = numpy.zeros(out_features, dtype) if bias else None
-        self._saved = None
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
@@ -295,29 +300,23 @@ class Linear(_Parameterized):
         y = x @ self._param("weight", x.dtype).T
         if self.bias is not None:
             y += self._param("bias", x.dtype)
-        self._saved = (x if self.requires_grad else None, y.shape)
+        self._keep(x, y, self.requires_grad)
         return y
 
-    def backward(self, dy, rule="backprop"):
-        x, y_shape = self._saved or (None, None)
-        self._check_grad(dy, y_shape)
+    def gradient(self, dy):
         if self.requires_grad:
-            self._set_grads(dy.T @ x, None if self.bias is None else dy.sum(axis=0))
+            self._set_grads(dy.T @ self.input, None if self.bias is None else dy.sum(axis=0))
         return dy @ self._param("weight", dy.dtype)
 
 
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W) in C, H, W order, as ``torch.nn.Flatten``."""
 
-    def __init__(self):
-        self._saved = None
-
     def forward(self, x):
         self._check_input(x, x.ndim if hasattr(x, "ndim") and x.ndim >= 2 else 2)
-        self._saved = (x.shape, (x.shape[0], int(numpy.prod(x.shape[1:]))))
-        return x.reshape(self._saved[1])
+        y = x.reshape(x.shape[0], int(numpy.prod(x.shape[1:])))
+        self.input_shape, self.output_shape = x.shape, y.shape
+        return y
 
-    def backward(self, dy, rule="backprop"):
-        x_shape, y_shape = self._saved or (None, None)
-        self._check_grad(dy, y_shape)
-        return dy.reshape(x_shape)
+    def gradient(self, dy):
+        return dy.reshape(self.input_shape)

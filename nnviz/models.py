@@ -1,29 +1,21 @@
-"""VGG16 and VGG19 (Simonyan & Zisserman 2015) as a :class:`Net` of named hand-written layers.
+"""A :class:`Net` of named hand-written layers, and VGG16 and VGG19 (Simonyan & Zisserman
+2015) built from the layout in :mod:`nnviz.vgg`.
 
-Layer names follow the Caffe/Gatys convention: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1,
-…, conv5_3 (conv5_4 in VGG19), relu5_3, pool5, flatten, fc6, relu6, fc7, relu7, fc8``.
-Dropout is the identity at inference and is not a layer.
+A net runs forward to any layer and backward from any layer under any backward rule
+(:mod:`nnviz.rules`); :func:`reach` and :func:`receptive_field` give the input pixels a unit
+sees.
 """
+import math
 from collections import OrderedDict
 
 import numpy
 
-from . import backend
-from .functional import RULES
+from . import backend, functional, vgg
+from . import rules as R
+from . import weights as W
+from .errors import InputError
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
-
-CAFFE_MEAN_BGR = numpy.array([103.939, 116.779, 123.68], dtype=numpy.float32)
-TORCH_MEAN_RGB = numpy.array([0.485, 0.456, 0.406], dtype=numpy.float32)
-TORCH_STD_RGB = numpy.array([0.229, 0.224, 0.225], dtype=numpy.float32)
-PREPROCESSING = ("caffe", "torch")
-
-CONFIGS = {
-    "vgg16": (2, 2, 3, 3, 3),   # convolutions per block
-    "vgg19": (2, 2, 4, 4, 4),
-}
-WIDTHS = (64, 128, 256, 512, 512)
-TOP_SIZE = 224                  # the input size the fully connected layers were built for
-TOP_FEATURES = 512 * 7 * 7
+from .vgg import CAFFE_MEAN_BGR, CONFIGS, TOP_LAYERS, TOP_SIZE, TORCH_MEAN_RGB, TORCH_STD_RGB
 
 
 class Net:
@@ -88,7 +80,11 @@ class Net:
                     yield f"{lname}/{p}", a
 
     def check_layer(self, name, what="layer"):
+        """``name`` if the net has that layer; else a KeyError listing the layers (an
+        InputError saying how to get them for a fully connected layer the net lacks)."""
         if name not in self.layers:
+            if name in TOP_LAYERS and self.arch in CONFIGS:
+                raise vgg.missing_top(f"{what} {name!r}", self.weights_info.get("source"))
             raise KeyError(f"unknown {what} {name!r} for {self.arch}: expected one of "
                            f"{', '.join(self.layers)}")
         return name
@@ -134,29 +130,12 @@ class Net:
                 break
         return x
 
-    def _rules(self, rule):
-        relus = [n for n, layer in self.layers.items() if isinstance(layer, ReLU)]
-        if isinstance(rule, str):
-            if rule not in RULES:
-                raise ValueError(f"unknown backward rule {rule!r}: expected one of {', '.join(RULES)}")
-            return {n: rule for n in relus}
-        if isinstance(rule, dict):
-            rules = {n: "backprop" for n in relus}
-            for n, r in rule.items():
-                if n not in rules:
-                    raise KeyError(f"rule given for {n!r}, which is not a ReLU of {self.arch}: "
-                                   f"expected one of {', '.join(relus)}")
-                if r not in RULES:
-                    raise ValueError(f"unknown backward rule {r!r} for {n!r}: expected one of "
-                                     f"{', '.join(RULES)}")
-                rules[n] = r
-            return rules
-        raise TypeError(f"rule must be a rule name or a dict of ReLU names to rules, got {rule!r}")
-
     def backward(self, dy, start=None, rule="backprop", stop=None, record=None):
         """Gradient with respect to the input, from gradient ``dy`` at the output of layer
-        ``start`` (of the last forward). ``rule`` applies to every ReLU, or is a dict from ReLU
-        names to rules (ReLUs not named take ``backprop``).
+        ``start`` (of the last forward). ``rule``: a preset name (``"backprop"``,
+        ``"deconvnet"``, ``"guided"``: that rule at every ReLU), a dict from layer names to
+        rules, or a :class:`nnviz.rules.Composite` (see :func:`nnviz.rules.assign`); layers
+        that no rule names pass their gradient.
 
         ``dy`` may also be a dict ``{layer: gradient}``: one pass from the deepest of them,
         adding each gradient where its layer's output is met (objectives on several layers).
@@ -183,7 +162,7 @@ class Net:
             lo = names.index(stop) + 1
             if lo > names.index(start) + 1:
                 raise ValueError(f"stop layer {stop!r} lies above the start layer {start!r}")
-        rules = self._rules(rule)
+        rules = R.assign(self.layers, rule)
         dtype = self.activations[start].dtype
         g = None
         for name in reversed(names[lo:names.index(start) + 1]):
@@ -192,7 +171,7 @@ class Net:
                 g = s if g is None else g + s
             if record is not None:
                 record[name] = g
-            g = self.layers[name].backward(g, rules.get(name, "backprop"))
+            g = self.layers[name].backward(g, rules.get(name))
         return g
 
     # -- images ----------------------------------------------------------------------------
@@ -228,13 +207,11 @@ class Net:
     # -- weights ---------------------------------------------------------------------------
     def load_weights(self, path):
         """Load a file of the project's HDF5 format (see :mod:`nnviz.weights`)."""
-        from . import weights
-        weights.load_into(self, path)
+        W.load_into(self, path)
         return self
 
     def save_weights(self, path):
-        from . import weights
-        weights.save(self, path)
+        W.save(self, path)
 
     # -- summary ---------------------------------------------------------------------------
     def summary(self, input_size=TOP_SIZE):
@@ -251,28 +228,85 @@ class Net:
         return rows
 
 
+# -- geometry -------------------------------------------------------------------------------
+
+def _geometry(layer):
+    """(kernel, stride, padding) of a layer along each axis; layers without a window (ReLU)
+    are (1, 1, 0). Dilated kernels count their span."""
+    if isinstance(layer, (Conv2d, MaxPool2d, AvgPool2d)):
+        d = getattr(layer, "dilation", (1, 1))
+        k = (d[0] * (layer.kh - 1) + 1, d[1] * (layer.kw - 1) + 1)
+        return k, layer.stride, layer.padding
+    if isinstance(layer, ReLU):
+        return (1, 1), (1, 1), (0, 0)
+    raise InputError(f"layer {layer.name!r} ({type(layer).__name__}) has no spatial geometry")
+
+
+def _span(net, layer):
+    """Per axis (rows, columns): the stride S of ``layer``'s grid in input pixels, the offset
+    ``left`` of a unit's first input pixel before p·S, and the receptive field's size."""
+    names = net.layer_names
+    size, jump, left = [1, 1], [1, 1], [0, 0]
+    for name in names[:names.index(net.check_layer(layer)) + 1]:
+        k, s, p = _geometry(net.layers[name])
+        for a in range(2):
+            size[a] += (k[a] - 1) * jump[a]
+            left[a] += p[a] * jump[a]
+            jump[a] *= s[a]
+    return jump, left, size
+
+
+def reach(net, layer):
+    """``(stride S, left, right)`` of ``layer``'s receptive field along the rows: the output at
+    position p sees input pixels ``[p·S − left, p·S + S − 1 + right]`` (right: beyond its own
+    S pixels, at least 0)."""
+    (s, _), (left, _), (size, _) = _span(net, layer)
+    return s, left, max(0, size - s - left)
+
+
+def receptive_field(net, layer, position, size=None):
+    """The input rectangle ``(top, left, bottom, right)`` (inclusive) that unit ``position``
+    (i, j) of ``layer`` sees; clipped to the image when ``size=(H, W)`` is given."""
+    jump, left, rf = _span(net, layer)
+    lo = [position[a] * jump[a] - left[a] for a in range(2)]
+    hi = [lo[a] + rf[a] - 1 for a in range(2)]
+    if size is not None:
+        lo = [max(0, v) for v in lo]
+        hi = [min(m - 1, v) for v, m in zip(hi, size)]
+    return lo[0], lo[1], hi[0], hi[1]
+
+
+def out_size(net, layer, h, w):
+    """Spatial size of ``layer``'s output for an ``h × w`` input (shape arithmetic only)."""
+    names = net.layer_names
+    for name in names[:names.index(net.check_layer(layer)) + 1]:
+        k, s, p = _geometry(net.layers[name])
+        h, w = functional.conv_outsize(h, k[0], s[0], p[0]), functional.conv_outsize(w, k[1], s[1], p[1])
+    return h, w
+
+
+# -- VGG ---------------------------------------------------------------------------------------
+
+def _layer(kind, options):
+    if kind == "conv":
+        return Conv2d(**options)
+    if kind == "relu":
+        return ReLU()
+    if kind == "pool":
+        o = dict(options)
+        return (MaxPool2d if o.pop("kind") == "max" else AvgPool2d)(**o)
+    if kind == "flatten":
+        return Flatten()
+    return Linear(**options)
+
+
 def _vgg(arch, include_top, pooling, seed):
-    if pooling not in ("max", "avg"):
-        raise ValueError(f"pooling must be 'max' or 'avg', got {pooling!r}")
     rng = numpy.random.default_rng(seed)
-    layers = []
-    c_in = 3
-    for block, (count, width) in enumerate(zip(CONFIGS[arch], WIDTHS), start=1):
-        for i in range(1, count + 1):
-            conv = Conv2d(c_in, width, 3, padding=1)
-            layers += [(f"conv{block}_{i}", conv), (f"relu{block}_{i}", ReLU())]
-            c_in = width
-        pool = MaxPool2d(2, 2) if pooling == "max" else AvgPool2d(2, 2)
-        layers.append((f"pool{block}", pool))
-    if include_top:
-        layers += [("flatten", Flatten()),
-                   ("fc6", Linear(TOP_FEATURES, 4096)), ("relu6", ReLU()),
-                   ("fc7", Linear(4096, 4096)), ("relu7", ReLU()),
-                   ("fc8", Linear(4096, 1000))]
+    layers = [(name, _layer(kind, o)) for name, kind, o in vgg.layout(arch, include_top, pooling)]
     for _, layer in layers:
         if hasattr(layer, "weight"):
             # He-normal weights keep activations O(1) through the depth; small random biases
-            fan_in = int(numpy.prod(layer.weight.shape[1:]))
+            fan_in = math.prod(layer.weight.shape[1:])
             layer.weight = (rng.standard_normal(layer.weight.shape, dtype=numpy.float32)
                             * numpy.float32(numpy.sqrt(2.0 / fan_in)))
             layer.bias = rng.uniform(-0.05, 0.05, layer.bias.shape).astype(numpy.float32)
@@ -283,12 +317,8 @@ def _vgg(arch, include_top, pooling, seed):
 def _build(arch, weights, include_top, pooling, seed, device):
     net = Net(_vgg(arch, include_top, pooling, seed), arch=arch, device="cpu")
     if weights is not None:
-        from . import weights as weights_mod
-        path = weights_mod.default_path(arch) if weights == "default" else weights
-        weights_mod.load_into(net, path)
+        W.load_into(net, W.default_path(arch) if weights == "default" else weights)
     return net.to(device)
-
-
 def vgg16(weights=None, include_top=True, pooling="max", seed=None, device=None):
     """VGG16. ``weights``: None (random, seeded by ``seed``), ``"default"`` or a path."""
     return _build("vgg16", weights, include_top, pooling, seed, device)

@@ -10,6 +10,7 @@
 import numpy
 
 from .backend import to_numpy
+from .functional import resize_bilinear
 
 
 def _chw_to_hwc(g):
@@ -56,18 +57,12 @@ def heatmap(m):
     return (stops[i] * (1 - f) + stops[i + 1] * f).round().astype(numpy.uint8)
 
 
-def upsample(m, h, w):
-    """Bilinear resize of a (h0, w0) map to (h, w) (for Grad-CAM maps)."""
-    from PIL import Image
-    m = to_numpy(m).astype(numpy.float32)
-    return numpy.asarray(Image.fromarray(m, mode="F").resize((w, h), Image.BILINEAR))
-
-
 def overlay(image, m, alpha=0.5):
-    """Blend the heat map of ``m`` (any size; resized) over an RGB uint8 ``image``."""
+    """Blend the heat map of ``m`` (any size; bilinearly resized) over an RGB uint8 ``image``."""
     h, w = image.shape[:2]
+    m = to_numpy(m).astype(numpy.float64)
     if m.shape != (h, w):
-        m = upsample(m, h, w)
+        m = resize_bilinear(m, h, w)
     heat = heatmap(m).astype(numpy.float64)
     return numpy.clip((1 - alpha) * image + alpha * heat, 0, 255).astype(numpy.uint8)
 

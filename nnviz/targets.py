@@ -9,9 +9,9 @@
 """
 from dataclasses import dataclass
 
-from .io import InputError
-
-TOP_LAYERS = ("flatten", "fc6", "relu6", "fc7", "relu7", "fc8")
+from .backend import get_array_module
+from .errors import InputError
+from .vgg import TOP_LAYERS, missing_top
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,7 @@ class Target:
         """Raise a clear error if the target does not exist in ``net`` (for an activation of
         ``shape`` (N, C, H, W) or (N, C) when given)."""
         if self.layer in TOP_LAYERS and self.layer not in net.layers:
-            raise InputError(
-                f"target {self} needs the fully connected layers, which these weights "
-                f"({net.weights_info.get('source', 'convolutional backbone only')}) do not have: "
-                f"import full VGG weights with 'nnviz weights import FILE' and pass --weights")
+            raise missing_top(f"target {self}", net.weights_info.get("source"))
         if self.layer not in net.layers:
             raise InputError(f"unknown layer {self.layer!r} for {net.arch}: expected one of "
                              f"{', '.join(net.layers)}")
@@ -65,7 +62,7 @@ class Target:
 
     def seed(self, act):
         """The gradient of ``score(act).sum()`` with respect to ``act``: a one-hot mask."""
-        xp = _xp(act)
+        xp = get_array_module(act)
         dy = xp.zeros_like(act)
         if act.ndim == 2:
             dy[:, self.channel] = 1
@@ -74,11 +71,6 @@ class Target:
         else:
             dy[:, self.channel, self.position[0], self.position[1]] = 1
         return dy
-
-
-def _xp(a):
-    from .backend import get_array_module
-    return get_array_module(a)
 
 
 def parse(spec, net=None):

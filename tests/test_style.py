@@ -10,13 +10,13 @@ import os
 import numpy
 import pytest
 import torch
-
-import nnviz
-from nnviz import style as S
-from nnviz.io import InputError, load_image, save_png
+from conftest import rel_err
 from torch_twin import twin
 
-from conftest import rel_err
+import nnviz
+from nnviz.errors import InputError
+from nnviz.io import load_image, save_png
+from nnviz.methods import style as S
 
 CL, SL = S.CONTENT_LAYERS, S.STYLE_LAYERS
 
@@ -191,7 +191,7 @@ def test_layer_loss_gradients_by_hand():
     xt = torch.tensor(x, requires_grad=True)
     tv = ((xt[..., 1:, :] - xt[..., :-1, :]) ** 2).sum() + ((xt[..., 1:] - xt[..., :-1]) ** 2).sum()
     tv.backward()
-    v, g = S.total_variation(x)
+    v, g = S.tv_loss(x)
     assert v == pytest.approx(float(tv), rel=1e-12)
     numpy.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
@@ -216,7 +216,7 @@ def test_lbfgs_reaches_the_torch_driven_loss():
     finals = []
     for f in (ours, ref):
         res = minimize(lambda v: tuple(r if i == 0 else r.ravel()
-                                       for i, r in enumerate(f(v.reshape(x0.shape)))),
+                                       for i, r in enumerate(f(v.reshape(x0.shape)))),  # noqa: B023
                        x0.ravel(), jac=True, method="L-BFGS-B", options=options)
         assert res.nit >= 45, res.message
         finals.append(float(res.fun))
@@ -330,6 +330,7 @@ def test_command_writes_the_content_size(tmp_path):
     """``nnviz style`` writes a PNG of the content's original size (chelsea 300×451) and
     refuses to write over an input."""
     from PIL import Image
+
     from nnviz.cli import main
     rng = numpy.random.default_rng(12)
     style_path = save_png(_img(rng, 40, 30), str(tmp_path / "style.png"))

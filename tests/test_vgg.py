@@ -5,10 +5,10 @@ from a unit of conv5_3 / conv5_4 under each rule. Plus the errors a user meets f
 import numpy
 import pytest
 import torch
-
-import nnviz
 from conftest import rel_err
 from torch_twin import twin
+
+import nnviz
 
 LAST_CONV = {"vgg16": "conv5_3", "vgg19": "conv5_4"}
 
@@ -22,9 +22,8 @@ def full_net(request):
 def conv_algorithm(request):
     """Every whole-net comparison runs with im2col + GEMM and with Winograd F(2×2, 3×3)."""
     from nnviz import functional
-    functional.set_conv_algorithm(request.param)
-    yield request.param
-    functional.set_conv_algorithm("direct")
+    with functional.conv_algorithm(request.param):
+        yield request.param
 
 
 def test_logits_and_activations_match_torch_at_224(full_net, conv_algorithm):
@@ -130,7 +129,8 @@ def test_unknown_layer_for_until_and_start(small_net):
         small_net.backward(numpy.zeros((1, 1)), start="conv9")
     with pytest.raises(RuntimeError, match="'conv4_1' was not reached"):
         small_net.backward(numpy.zeros((1, 512, 4, 4)), start="conv4_1")
-    with pytest.raises(ValueError, match=r"gradient of shape \(1, 3\) does not match the output of 'conv3_1', \(1, 256, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"gradient of shape \(1, 3\) does not match the output "
+                                         r"of 'conv3_1', \(1, 256, 8, 8\)"):
         small_net.backward(numpy.zeros((1, 3)), start="conv3_1")
 
 

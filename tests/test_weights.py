@@ -14,8 +14,8 @@ import pytest
 
 import nnviz
 from nnviz import cli, io, weights
-from nnviz.io import InputError
-from nnviz.models import CONFIGS, WIDTHS
+from nnviz.errors import InputError
+from nnviz.vgg import CONFIGS, WIDTHS
 
 torch = pytest.importorskip("torch")
 

@@ -208,7 +208,7 @@ def gatys_step(device, size=512, reps=3):
     """Seconds per loss-and-gradient evaluation of the Gatys objective on VGG19 (nnviz)."""
     try:
         import nnviz
-        from nnviz.style import GatysLoss
+        from nnviz.methods.style import GatysLoss
     except ImportError:
         return None
     net = nnviz.vgg19(seed=0, include_top=False, pooling="avg", device=device)
@@ -291,13 +291,11 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = args.tf32
         torch.backends.cuda.matmul.allow_tf32 = args.tf32
         torch.backends.cudnn.benchmark = True
-        os.environ["NNVIZ_TF32"] = "1" if args.tf32 else "0"
-        from nnviz import backend as nnviz_backend
-        nnviz_backend.set_tf32(args.tf32)
+        os.environ["NNVIZ_TF32"] = "1" if args.tf32 else "0"   # nnviz's default, read at import
     if args.child:
         from nnviz import functional
-        functional.set_conv_algorithm(args.conv[0])
-        return run_child(args)
+        with functional.conv_algorithm(args.conv[0]):
+            return run_child(args)
 
     from nnviz import backend
     xp = backend.get_xp(args.device)
@@ -306,8 +304,8 @@ def main(argv=None):
     from nnviz import functional
     rows = []
     for arch, size, batch, conv in itertools.product(args.arch, args.size, args.batch, args.conv):
-        functional.set_conv_algorithm(conv)
-        r = time_pair(arch, size, batch, args.reps, args.device)
+        with functional.conv_algorithm(conv):
+            r = time_pair(arch, size, batch, args.reps, args.device)
         row = {"arch": arch, "size": size, "batch": batch, "conv": conv,
                **{k: round(v, 4) for k, v in r.items()}}
         row["fwd_ratio"] = round(r["nnviz_fwd"] / r["torch_fwd"], 3)

@@ -19,7 +19,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from nnviz import batch, cli  # noqa: E402
+from nnviz import cli  # noqa: E402
+from nnviz.cli import batch  # noqa: E402
 
 
 def make_images(folder, n, size, seed=0):

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 
-
 import nnviz
-from nnviz import backend, optimize
+from nnviz import backend
+from nnviz import methods as optimize
 
 
 def load(device):
@@ -36,11 +36,11 @@ def timed(fn, steps):
 def bench(net, steps):
     rows = []
     for size in (224, 512):
-        m = timed(lambda k: optimize.maximize(net, "relu4_1:0", size=size, steps=k, seed=0,
-                                              progress=False), steps)
+        m = timed(lambda k, size=size: optimize.maximize(net, "relu4_1:0", size=size, steps=k,
+                                                         seed=0, progress=False), steps)
         x = net.preprocess(nnviz.io.load_image("sample:astronaut", size))
-        d = timed(lambda k: optimize.dream(net, x, octaves=1, steps_per_octave=k, seed=0,
-                                           progress=False), steps)
+        d = timed(lambda k, x=x: optimize.dream(net, x, octaves=1, steps_per_octave=k, seed=0,
+                                                progress=False), steps)
         rows.append((size, m, d))
     print(f"\n{net.device}, {steps} steps each\n")
     print("| size | maximize relu4_1 (steps/s) | dream relu4_3, tile 512 (steps/s) |")
@@ -51,12 +51,12 @@ def bench(net, steps):
 
 DREAM_CHILD = """
 import resource, time, numpy, nnviz
-from nnviz import optimize
+from nnviz import methods as optimize
 net = nnviz.vgg16(weights={w!r}, include_top=False, seed=0)
 img = numpy.random.default_rng(0).uniform(0, 255, (1536, 2048, 3))
 x = net.preprocess(img)
 t = time.perf_counter()
-out, hist = optimize.dream(net, x, octaves=2, steps_per_octave=1, tile_size=512, seed=0,
+r = optimize.dream(net, x, octaves=2, steps_per_octave=1, tile_size=512, seed=0,
                            progress=False)
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 """
@@ -64,7 +64,7 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 
 def measure(net, source):
     for t in ("relu4_1:0", "relu4_1:7", "relu5_1:3", "relu5_1:11", "conv4_1:0", "conv5_1:3"):
-        x, h = optimize.maximize(net, t, size=128, steps=200, seed=0, progress=False)
+        h = optimize.maximize(net, t, size=128, steps=200, seed=0, progress=False).history
         a, b = h[0]["objective"], h[-1]["objective"]
         print(f"maximize {t}: {a:.4g} -> {b:.4g}" + (f" (x{b / a:.1f})" if a > 0 else ""))
     weights = "default" if source == "default" else None
@@ -73,7 +73,7 @@ def measure(net, source):
     print(f"dream 2048x1536, tile 512, octaves 2 x 1 step: {float(out[0]):.1f} s, "
           f"peak RSS {float(out[1]):.2f} GiB")
     img = net.preprocess(nnviz.io.load_image("sample:chelsea", 224))
-    x, h = optimize.invert(net, img, "relu3_3", steps=200, seed=0, progress=False)
+    h = optimize.invert(net, img, "relu3_3", steps=200, seed=0, progress=False).history
     a, b = h[0]["objective"], h[-1]["objective"]
     print(f"invert relu3_3: loss {a:.4g} -> {b:.4g} ({100 * (1 - b / a):.1f}% lower)")
 

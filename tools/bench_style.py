@@ -19,12 +19,13 @@ import time
 import numpy
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import nnviz  # noqa: E402
-from nnviz import backend, style as S  # noqa: E402
-from nnviz.io import load_image  # noqa: E402
-
 import torch  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
+
+import nnviz  # noqa: E402
+from nnviz import backend  # noqa: E402
+from nnviz.io import load_image  # noqa: E402
+from nnviz.methods import style as S  # noqa: E402
 
 
 class TorchObjective:

@@ -18,10 +18,10 @@ import numpy
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
+from torch_twin import twin  # noqa: E402
 
 import nnviz  # noqa: E402
-from nnviz import backend, io, methods, targets  # noqa: E402
-from torch_twin import twin  # noqa: E402
+from nnviz import backend, io, methods, targets, vgg  # noqa: E402
 
 
 def compare(net, x, target, rule="backprop"):
@@ -69,7 +69,7 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu", "auto"))
     args = p.parse_args(argv)
     t = targets.parse(args.target)
-    top = t.layer in methods.attribution.TOP_LAYERS
+    top = t.layer in vgg.TOP_LAYERS
     weights = None if args.weights == "random" else args.weights
     net = getattr(nnviz, args.arch)(weights=weights, include_top=top, seed=args.seed,
                                     device=args.device)

@@ -10,10 +10,10 @@
 - gradient x input: Shrikumar et al. 2016/2017: x * dS/dx.
 - integrated gradients: Sundararajan, Taly, Yan 2017, eq. (1) and its Riemann approximation
   (sec. 5), here by the midpoint rule.
-- Grad-CAM and guided Grad-CAM: Selvaraju et al. 2017, eq. (1)-(2) and sec. 3.1.
+(Grad-CAM is in :mod:`nnviz.methods.cam`.)
 
 Arrays: inputs ``x: (N, C, H, W)`` are preprocessed batches (``net.preprocess``); every map is a
-raw array on the net's device shaped as ``x`` (Grad-CAM: ``(N, 1, H, W)``). Every image of a
+raw array on the net's device shaped as ``x``. Every image of a
 batch gets the gradient of its own score: the seeds of all images go back at once (the images
 are independent). Gradients are written by hand in the layers (``Net.backward``); there is no
 autograd here.
@@ -25,24 +25,14 @@ from collections import OrderedDict
 
 import numpy
 
-from .. import backend, targets
+from .. import backend, rules, targets
 from ..backend import get_array_module
-from ..io import InputError
-from ..layers import AvgPool2d, Conv2d, MaxPool2d, ReLU
+from ..errors import InputError
+from ..models import receptive_field
 
 MODES = ("unit", "channel")
-TOP_LAYERS = ("flatten", "fc6", "relu6", "fc7", "relu7", "fc8")
-
-
-def check_top(net, target):
-    """A target in the fully connected layers of a net built without them (the default
-    weights are a convolutional backbone) is an InputError that says how to get them."""
-    if target.layer in TOP_LAYERS and target.layer not in net.layers:
-        source = net.weights_info.get("source", "a convolutional backbone")
-        raise InputError(
-            f"target {target} needs the fully connected layers, which this net ({source}) does "
-            f"not have: import full VGG weights with 'nnviz weights import FILE' and pass "
-            f"--weights FILE (or use a convolutional target such as conv5_3:12)")
+# the deconvnet without switches: rectifying ReLUs, unpooling to each window's first pixel
+DECONVNET_NO_SWITCHES = rules.Composite([("ReLU", "deconvnet"), ("MaxPool2d", "no_switches")])
 
 
 # ---------------------------------------------------------------------------------------
@@ -61,9 +51,7 @@ def _as_batch(net, x):
 def _forward(net, x, layer):
     """Run ``x`` up to ``layer``; a fully connected layer at a size other than 224 is an
     InputError (the user asked for the impossible), as is an unknown layer."""
-    if layer not in net.layers:
-        raise InputError(f"unknown layer {layer!r} for {net.arch}: expected one of "
-                         f"{', '.join(net.layers)}")
+    targets.Target(layer, 0).check(net)
     try:
         net.forward(x, until=layer)
     except ValueError as e:
@@ -75,9 +63,7 @@ def _forward(net, x, layer):
 
 def _target(net, x, target):
     """Parse and check ``target``, forward ``x`` to its layer; returns (target, activation)."""
-    t = targets.parse(target)
-    check_top(net, t)
-    t.check(net)
+    t = targets.parse(target).check(net)
     act = _forward(net, x, t.layer)
     t.check(net, act.shape)
     return t, act
@@ -138,42 +124,16 @@ def _unit_seed(act, channels, position, mode, seed):
     return (mask * act if seed == "activation" else mask), positions
 
 
-def fixed_switches(pool, in_shape, switches):
-    """Switches that point to the top-left pixel of each pooling window (clamped into the
-    plane), shaped as the recorded ``switches`` (N, C, out_h, out_w)."""
-    xp = get_array_module(switches)
-    h, w = in_shape[2:]
-    oh, ow = switches.shape[2:]
-    rows = xp.clip(xp.arange(oh) * pool.stride[0] - pool.padding[0], 0, h - 1)
-    cols = xp.clip(xp.arange(ow) * pool.stride[1] - pool.padding[1], 0, w - 1)
-    idx = (rows[:, None] * w + cols[None, :]).astype(xp.int64)
-    return xp.ascontiguousarray(xp.broadcast_to(idx, switches.shape))
-
-
 def _project(net, x, layer, channels, position, mode, rule, seed, switches=True):
     x = _as_batch(net, x)
-    t = targets.Target(layer, int(numpy.max(channels)), position)
-    check_top(net, t)
-    t.check(net)
+    t = targets.Target(layer, int(numpy.max(channels)), position).check(net)
     act = _forward(net, x, layer)
     targets.Target(layer, int(numpy.min(channels)), position).check(net, act.shape)
     t.check(net, act.shape)
     dy, positions = _unit_seed(act, channels, position, mode, seed)
-    if switches:
-        return net.backward(dy, start=layer, rule=rule), positions
-    # Zeiler's unpooling without the switches: every window's signal goes to its top-left
-    # pixel. The pools' recorded switches are swapped for the fixed ones for this backward.
-    names = net.layer_names[:net.layer_names.index(layer) + 1]
-    pools = [(net.layers[n], net.activations[names[k - 1]].shape if k else x.shape)
-             for k, n in enumerate(names) if isinstance(net.layers[n], MaxPool2d)]
-    saved = [p.switches for p, _ in pools]
-    try:
-        for p, in_shape in pools:
-            p.switches = fixed_switches(p, in_shape, p.switches)
-        return net.backward(dy, start=layer, rule=rule), positions
-    finally:
-        for (p, _), s in zip(pools, saved):
-            p.switches = s
+    if not switches:      # Zeiler's unpooling to each window's first pixel (deconvnet only)
+        rule = DECONVNET_NO_SWITCHES
+    return net.backward(dy, start=layer, rule=rule), positions
 
 
 def deconvnet(net, x, layer, channel, position=None, mode="unit", switches=True,
@@ -208,32 +168,6 @@ def guided_backprop(net, x, layer, channel, position=None, mode="unit", seed="on
     """
     g, _ = _project(net, x, layer, channel, position, mode, "guided", seed)
     return g
-
-
-def receptive_field(net, layer, position, size=None):
-    """The input rectangle ``(top, left, bottom, right)`` (inclusive) that unit ``position``
-    (i, j) of ``layer`` sees, from the geometry of the convolutions and poolings before it;
-    clipped to the image when ``size=(H, W)`` is given."""
-    lo = list(position)
-    hi = list(position)
-    names = net.layer_names[:net.layer_names.index(layer) + 1]
-    for name in reversed(names):
-        layer_ = net.layers[name]
-        if isinstance(layer_, Conv2d):
-            k, s, p, d = (layer_.kh, layer_.kw), layer_.stride, layer_.padding, layer_.dilation
-        elif isinstance(layer_, (MaxPool2d, AvgPool2d)):
-            k, s, p, d = (layer_.kh, layer_.kw), layer_.stride, layer_.padding, (1, 1)
-        elif isinstance(layer_, ReLU):
-            continue
-        else:
-            raise InputError(f"layer {name!r} ({type(layer_).__name__}) has no spatial geometry")
-        for a in range(2):
-            lo[a] = lo[a] * s[a] - p[a]
-            hi[a] = hi[a] * s[a] - p[a] + d[a] * (k[a] - 1)
-    if size is not None:
-        lo = [max(0, v) for v in lo]
-        hi = [min(m - 1, v) for v, m in zip(hi, size)]
-    return lo[0], lo[1], hi[0], hi[1]
 
 
 def top_units(net, x, layer, n=9, rule="guided"):
@@ -387,73 +321,9 @@ def integrated_gradients(net, x, target, baseline=None, steps=64, integration="m
     return diff * total
 
 
-def score(net, x, target):
-    """The target's score per image, (N,) on the net's device."""
-    t, act = _target(net, _as_batch(net, x), target)
-    return t.score(act)
-
-
 # ---------------------------------------------------------------------------------------
 # Grad-CAM
 # ---------------------------------------------------------------------------------------
-
-def resize_bilinear(m, h, w):
-    """Bilinear resize of maps ``m: (..., h0, w0)`` to ``(..., h, w)`` with half-pixel
-    centres (PyTorch's ``interpolate(mode="bilinear", align_corners=False)``, OpenCV's
-    ``resize``), as two small matrix products; runs on NumPy and CuPy."""
-    xp = get_array_module(m)
-
-    def matrix(n_out, n_in):
-        src = (numpy.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-        src = numpy.maximum(src, 0)
-        i0 = numpy.minimum(numpy.floor(src).astype(int), n_in - 1)
-        i1 = numpy.minimum(i0 + 1, n_in - 1)
-        f = src - i0
-        a = numpy.zeros((n_out, n_in))
-        numpy.add.at(a, (numpy.arange(n_out), i0), 1 - f)
-        numpy.add.at(a, (numpy.arange(n_out), i1), f)
-        return xp.asarray(a, dtype=m.dtype)
-
-    rows, cols = matrix(h, m.shape[-2]), matrix(w, m.shape[-1])
-    return xp.matmul(xp.matmul(rows, m), cols.T)
-
-
-def gradcam(net, x, target, layer="relu5_3", upsample=True):
-    """Selvaraju et al. 2017, eq. (1)-(2): weights ``alpha_c`` = spatial mean of the gradient
-    of the target's score at the output of ``layer``; the map is
-    ``ReLU(sum_c alpha_c A_c)``, bilinearly upsampled to the input (half-pixel centres).
-
-    ``x: (N, C, H, W)`` -> ``(N, 1, H, W)`` (``(N, 1, h, w)`` at the layer's resolution with
-    ``upsample=False``).
-    """
-    x = _as_batch(net, x)
-    t, act = _target(net, x, target)
-    if layer not in net.layers:
-        raise InputError(f"unknown Grad-CAM layer {layer!r} for {net.arch}: expected one of "
-                         f"{', '.join(net.layers)}")
-    names = net.layer_names
-    if names.index(layer) >= names.index(t.layer):
-        raise InputError(f"Grad-CAM layer {layer!r} must come before the target's layer "
-                         f"{t.layer!r}")
-    a = net.activations[layer]
-    if a.ndim != 4:
-        raise InputError(f"Grad-CAM layer {layer!r} has no spatial map; give a convolutional "
-                         f"layer (e.g. relu5_3)")
-    g = net.backward(t.seed(act), t.layer, stop=layer)          # dS/dA: (N, K, h, w)
-    alpha = g.mean(axis=(2, 3), keepdims=True)                        # (N, K, 1, 1)
-    cam = (alpha * a).sum(axis=1, keepdims=True)
-    cam = cam * (cam > 0)
-    if upsample:
-        cam = resize_bilinear(cam, x.shape[2], x.shape[3])
-    return cam
-
-
-def guided_gradcam(net, x, target, layer="relu5_3"):
-    """Selvaraju et al. 2017, sec. 3.1: guided backprop of the target's score (seed 1, every
-    ReLU guided) times the upsampled Grad-CAM map. ``x: (N, C, H, W)`` -> shaped as ``x``."""
-    cam = gradcam(net, x, target, layer)
-    return gradient(net, x, target, "guided") * cam
-
 
 # ---------------------------------------------------------------------------------------
 # trace: every layer's activation and gradient, to HDF5
@@ -477,6 +347,7 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
         out[name] = (net.activations[name], record[name])
     if path is not None:
         import h5py
+
         from ..io import atomic_path
         with atomic_path(path, force=force) as tmp:
             with h5py.File(tmp, "w") as f:

@@ -1,18 +1,15 @@
 """Attribution commands: ``saliency``, ``deconvnet``, ``guided``, ``top-units``, ``smoothgrad``,
 ``gradxinput``, ``ig``, ``gradcam``, ``guided-gradcam`` and ``trace`` (see
-:mod:`nnviz.methods.attribution` for the papers). Each takes one or more images (``--image``,
-repeatable), one or more targets (``--target``, repeatable) and writes PNGs into ``--out``."""
-import argparse
-import os
-import re
-
+:mod:`nnviz.methods.attribution` and :mod:`nnviz.methods.cam` for the papers). Each takes one
+or more images (``--image``, repeatable), one or more targets (``--target``, repeatable) and
+writes PNGs into ``--out``."""
 import numpy
 
-from .. import io, render, targets
+from .. import io, methods, render, targets
 from ..backend import to_numpy
-from ..io import InputError
-from ..methods.attribution import TOP_LAYERS, check_top
-from .common import add_common, load_net, say
+from ..errors import InputError
+from ..vgg import TOP_LAYERS
+from .common import Outputs, add_common, add_parser, load_net, say, slug, stem
 
 DEFAULT_LAYER = "pool5"          # default target: the strongest channel of this layer
 
@@ -44,9 +41,7 @@ def _add_inputs(p, grid=True, target=True):
 
 def register(sub):
     def parser(name, help, func, grid=True, target=True):
-        p = sub.add_parser(name, help=help, description=help,
-                           epilog=EXAMPLES.format(name=name),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = add_parser(sub, name, help, EXAMPLES.format(name=name))
         _add_inputs(p, grid, target)
         p.set_defaults(func=func, command_name=name)
         return p
@@ -100,16 +95,6 @@ def register(sub):
 # shared steps
 # ---------------------------------------------------------------------------------------
 
-def _stem(path):
-    if path.startswith("sample:"):
-        return path.split(":", 1)[1]
-    return os.path.splitext(os.path.basename(path))[0]
-
-
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_")
-
-
 def _setup(args):
     """(net, images (N, H, W, 3) uint8, x (N, 3, H, W), paths, targets) from the arguments."""
     if args.size < 32:
@@ -123,7 +108,6 @@ def _setup(args):
                              f"224×224 images), got --size {args.size}")
     net = load_net(args, include_top=needs_top and args.weights != "default")
     for t in specs:
-        check_top(net, t)
         t.check(net)
     images = numpy.stack([io.load_image(p, (args.size, args.size)) for p in paths])
     x = net.preprocess(images)
@@ -147,25 +131,27 @@ def _write(args, kind, compute):
     """Run ``compute(net, x, target) -> maps (N, ...)`` for every target and write the PNGs."""
     net, images, x, paths, specs = _setup(args)
     name = args.command_name
+    outputs = Outputs(args, paths)
+    if args.grid:
+        pngs = {outputs.path(f"{name}-grid.png"): None}
+    else:
+        pngs = {outputs.path(f"{name}-{slug(stem(p))}-{slug(t)}.png"): (i, k)
+                for i, p in enumerate(paths) for k, t in enumerate(specs)}
     maps = [compute(net, x, t) for t in specs]
     written = []
     if args.grid:
         tiles, labels = [], []
         for i, path in enumerate(paths):
             tiles.append(images[i])
-            labels.append(_stem(path))
+            labels.append(stem(path))
             for t, m in zip(specs, maps):
                 tiles.append(_picture(kind, m[i], images[i], net))
                 labels.append(str(t))
-        out = os.path.join(args.out, f"{name}-grid.png")
-        written.append(io.save_png(render.grid(tiles, labels, ncols=len(specs) + 1), out,
-                                   force=args.force, inputs=paths))
+        out, = pngs
+        written.append(io.save_png(render.grid(tiles, labels, ncols=len(specs) + 1), out))
     else:
-        for i, path in enumerate(paths):
-            for t, m in zip(specs, maps):
-                out = os.path.join(args.out, f"{name}-{_slug(_stem(path))}-{_slug(t)}.png")
-                written.append(io.save_png(_picture(kind, m[i], images[i], net), out,
-                                           force=args.force, inputs=paths))
+        for out, (i, k) in pngs.items():
+            written.append(io.save_png(_picture(kind, maps[k][i], images[i], net), out))
     for w in written:
         say(args, w)
     return 0
@@ -176,55 +162,47 @@ def _write(args, kind, compute):
 # ---------------------------------------------------------------------------------------
 
 def run_saliency(args):
-    from ..methods import saliency
-    return _write(args, "magnitude", saliency)
+    return _write(args, "magnitude", methods.saliency)
 
 
 def run_deconvnet(args):
-    from ..methods import deconvnet
-    return _write(args, "signed", lambda net, x, t: deconvnet(
+    return _write(args, "signed", lambda net, x, t: methods.deconvnet(
         net, x, t.layer, t.channel, t.position, mode=args.mode, switches=not args.no_switches))
 
 
 def run_guided(args):
-    from ..methods import guided_backprop
-    return _write(args, "signed", lambda net, x, t: guided_backprop(
+    return _write(args, "signed", lambda net, x, t: methods.guided_backprop(
         net, x, t.layer, t.channel, t.position, mode=args.mode))
 
 
 def run_smoothgrad(args):
-    from ..methods import smoothgrad
     kw = {"steps": args.steps} if args.method == "ig" else {}
     kind = "magnitude" if args.method == "saliency" else "signed"
-    return _write(args, kind, lambda net, x, t: smoothgrad(
+    return _write(args, kind, lambda net, x, t: methods.smoothgrad(
         args.method, net, x, t, n=args.samples, sigma=args.sigma, seed=args.seed, **kw))
 
 
 def run_gradxinput(args):
-    from ..methods import gradient_x_input
-    return _write(args, "signed", gradient_x_input)
+    return _write(args, "signed", methods.gradient_x_input)
 
 
 def run_ig(args):
-    from ..methods import integrated_gradients
 
     def compute(net, x, t):
         baseline = None
         if args.baseline == "black":
             baseline = net.preprocess(numpy.zeros((1,) + tuple(x.shape[2:]) + (3,), numpy.uint8))
-        return integrated_gradients(net, x, t, baseline=baseline, steps=args.steps,
+        return methods.integrated_gradients(net, x, t, baseline=baseline, steps=args.steps,
                                     integration=args.integration)
     return _write(args, "signed", compute)
 
 
 def run_gradcam(args):
-    from ..methods import gradcam
-    return _write(args, "cam", lambda net, x, t: gradcam(net, x, t, layer=args.layer))
+    return _write(args, "cam", lambda net, x, t: methods.gradcam(net, x, t, layer=args.layer))
 
 
 def run_guided_gradcam(args):
-    from ..methods import guided_gradcam
-    return _write(args, "signed", lambda net, x, t: guided_gradcam(net, x, t, layer=args.layer))
+    return _write(args, "signed", lambda net, x, t: methods.guided_gradcam(net, x, t, layer=args.layer))
 
 
 TILE = 128
@@ -238,11 +216,12 @@ def run_top_units(args):
     """One PNG per image: for each of the n strongest channels, the projection of its
     strongest unit (cropped to the unit's receptive field), the image crop, and the
     projection of the whole channel (Zeiler & Fergus 2014, fig. 2)."""
-    from ..methods import top_units
     net, images, x, paths, _ = _setup(args)
-    res = top_units(net, x, args.layer, n=args.n, rule=args.rule)
+    outputs = Outputs(args, paths)
+    outs = [outputs.path(f"top-units-{slug(stem(p))}-{slug(args.layer)}.png") for p in paths]
+    res = methods.top_units(net, x, args.layer, n=args.n, rule=args.rule)
     bgr = net.preprocessing == "caffe"
-    for i, path in enumerate(paths):
+    for i, out in enumerate(outs):
         tiles, labels = [], []
         for k in range(res["channels"].shape[1]):
             top, left, bottom, right = res["boxes"][i, k]
@@ -253,19 +232,17 @@ def run_top_units(args):
                       _tile(images[i, top:bottom + 1, left:right + 1]),
                       _tile(render.signed(res["channel"][i, k], bgr=bgr))]
             labels += [f"{c} unit {pi},{pj}", f"{c} image", f"{c} channel"]
-        out = os.path.join(args.out, f"top-units-{_slug(_stem(path))}-{_slug(args.layer)}.png")
-        say(args, io.save_png(render.grid(tiles, labels, ncols=9), out, force=args.force,
-                              inputs=paths))
+        say(args, io.save_png(render.grid(tiles, labels, ncols=9), out))
     return 0
 
 
 def run_trace(args):
     """One HDF5 file per target: a group per layer with ``activation`` and ``gradient``."""
-    from ..methods import trace
     net, images, x, paths, specs = _setup(args)
-    stem = "-".join(_slug(_stem(p)) for p in paths)
-    for t in specs:
-        out = os.path.join(args.out, f"trace-{stem}-{_slug(t)}-{args.rule}.h5")
-        trace(net, x, t, args.rule, out, force=args.force)
+    outputs = Outputs(args, paths)
+    name = "-".join(slug(stem(p)) for p in paths)
+    outs = [outputs.path(f"trace-{name}-{slug(t)}-{args.rule}.h5") for t in specs]
+    for t, out in zip(specs, outs):
+        methods.trace(net, x, t, args.rule, out)
         say(args, out)
     return 0

@@ -1,12 +1,10 @@
 """``nnviz weights``: import weight files from Keras or PyTorch into nnviz's HDF5 format, and
 list the imported ones. Importing never runs code from a file."""
-import argparse
 import os
 
 from .. import weights
-from ..io import InputError
-from ..models import PREPROCESSING
-from .common import ARCHS, say
+from ..vgg import PREPROCESSING
+from .common import ARCHS, add_parser, say
 
 EXAMPLES = """examples:
   nnviz weights import vgg16_weights_tf_dim_ordering_tf_kernels.h5      # Keras applications
@@ -33,17 +31,13 @@ own files. The architecture is detected from the number of convolutions (13: vgg
 
 
 def register(sub):
-    p = sub.add_parser("weights", help="import and list weight files",
-                       description=__doc__, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_parser(sub, "weights", "import and list weight files", EXAMPLES, description=__doc__)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION")
 
-    imp = wsub.add_parser("import", help="convert a Keras or PyTorch weight file",
-                          description="Convert a Keras or PyTorch VGG16/VGG19 weight file to "
-                                      "nnviz's HDF5 format (written atomically).",
-                          epilog=IMPORT_EXAMPLES,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    imp = add_parser(wsub, "import", "convert a Keras or PyTorch weight file", IMPORT_EXAMPLES,
+                     description="Convert a Keras or PyTorch VGG16/VGG19 weight file to "
+                                 "nnviz's HDF5 format (written atomically).")
     imp.add_argument("src", metavar="SRC", help="the weight file to convert")
     imp.add_argument("--arch", choices=ARCHS, default=None,
                      help="expected network (default: detected from the file)")
@@ -62,29 +56,20 @@ def register(sub):
     imp.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     imp.set_defaults(func=run_import)
 
-    lst = wsub.add_parser("list", help="list the imported weight files",
-                          description="List the weight files in the weights folder: arch, "
-                                      "source, preprocessing, license, path, and whether they "
-                                      "have the fully connected layers (the top).")
+    lst = add_parser(wsub, "list", "list the imported weight files", description="List the "
+                     "weight files in the weights folder: arch, source, preprocessing, license, "
+                     "path, and whether they have the fully connected layers (the top).")
     lst.add_argument("--dir", default=None, help="folder to list (default: the weights folder)")
     lst.set_defaults(func=run_list)
 
 
 def run_import(args):
-    params, meta = weights.read(args.src, arch=args.arch)
-    out = os.path.expanduser(args.out) if args.out else None
-    if out is None or out.endswith(("/", os.sep)) or os.path.isdir(out):   # a folder
-        out = os.path.join(out or weights.weights_dir(), f"{meta['arch']}-{meta['kind']}.h5")
-    for key in ("source", "license", "preprocess"):
-        if getattr(args, key) is not None:
-            meta[key] = getattr(args, key)
-    if os.path.exists(out) and not args.force:
-        raise InputError(f"{out}: exists (use --force to overwrite)")
-    weights.write(out, params, meta, force=True, inputs=(args.src,))
+    meta = weights.convert(args.src, args.out, arch=args.arch, source=args.source,
+                           license=args.license, preprocess=args.preprocess, force=args.force)
     top = "with" if meta["include_top"] else "without"
     say(args, f"{args.src}: {meta['arch']} {top} fully connected layers, preprocessing "
               f"{meta['preprocess']!r}")
-    say(args, f"wrote {out}")
+    say(args, f"wrote {meta['path']}")
     return 0
 
 

@@ -25,9 +25,12 @@ import time
 
 import numpy
 
-from . import backend
-from .backend import get_array_module
-from .io import InputError, load_image, resize
+from .. import backend
+from ..backend import get_array_module
+from ..errors import InputError
+from ..functional import resize_bilinear
+from ..io import load_image, resize
+from .optimize import Result
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -81,7 +84,7 @@ def mean_loss(F, a):
     return loss, xp.broadcast_to((2.0 / (n * m)) * d[:, None], F.shape)
 
 
-def total_variation(x):
+def tv_loss(x):
     """``TV(x)`` of ``x: (N, C, H, W)`` (squared differences of vertical and horizontal
     neighbours, over all channels) and its gradient."""
     xp = get_array_module(x)
@@ -209,14 +212,12 @@ class GatysLoss:
             net.activations.clear()
             grad += backend.to_numpy(dy).astype(numpy.float64)
         if self.tv_weight:
-            tv, g = total_variation(x)
+            tv, g = tv_loss(x)
             self.terms["tv"] = self.tv_weight * tv
             grad += self.tv_weight * g
         loss = self.terms["content"] + self.terms["style"] + self.terms["tv"]
         self.terms["total"] = loss
         return loss, grad
-
-    objective = __call__
 
 
 def _blend_weights(weights, count):
@@ -224,9 +225,9 @@ def _blend_weights(weights, count):
         return [1.0 / count] * count
     weights = [float(w) for w in weights]
     if len(weights) != count:
-        raise ValueError(f"{len(weights)} style blend weights for {count} style images")
+        raise InputError(f"{len(weights)} style blend weights for {count} style images")
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"style blend weights must be ≥ 0 with a positive sum, got {weights}")
+        raise InputError(f"style blend weights must be ≥ 0 with a positive sum, got {weights}")
     total = sum(weights)
     return [w / total for w in weights]
 
@@ -266,14 +267,6 @@ def quantize(img, colors):
     return numpy.asarray(Image.fromarray(img).quantize(int(colors)).convert("RGB"))
 
 
-def _resize_batch(x, shape):
-    """Bilinear resize of a preprocessed (1, 3, h, w) float64 batch to ``shape = (H, W)``."""
-    from skimage.transform import resize as sk_resize
-    out = sk_resize(x[0].transpose(1, 2, 0), shape, order=1, preserve_range=True,
-                    anti_aliasing=False, mode="edge")
-    return numpy.ascontiguousarray(out.transpose(2, 0, 1)[None], dtype=numpy.float64)
-
-
 def _as_image(img, what):
     if isinstance(img, str):
         return load_image(img)
@@ -291,27 +284,118 @@ class _NonFinite(ArithmeticError):
     pass
 
 
-class StyleResult:
-    """What :func:`transfer` returns: ``image`` (RGB uint8 at the working size, the best of
-    the run), ``x`` (its preprocessed float64 batch), ``history`` (a dict per iteration:
-    ``iteration``, ``size``, ``loss``, the terms, ``seconds``), ``status`` (``"done"``,
-    ``"interrupted"``, ``"line search failed"``, ``"non-finite"``), ``message``, ``seconds``."""
-
-    def __init__(self, image, x, history, status, message, seconds, loss):
-        self.image, self.x, self.history = image, x, history
-        self.status, self.message, self.seconds, self.loss = status, message, seconds, loss
-
-    @property
-    def ok(self):
-        return self.status == "done"
-
-
 def default_scales(image_size):
     """Coarse to fine: halve until below 1024 when the image is 1024 pixels or more."""
     sizes = [int(image_size)]
     while sizes[0] >= 1024:
         sizes.insert(0, sizes[0] // 2)
     return tuple(sizes)
+
+
+def _prepare(content_img, style_imgs, mode, init, palette, content_weight, style_weight):
+    """Check the inputs of :func:`transfer`; returns (content RGB or None, style RGBs, init,
+    content_weight, style_weight) as the mode asks."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    if isinstance(style_imgs, (str, numpy.ndarray)):
+        style_imgs = [style_imgs]
+    styles = [_as_image(s, f"style image {i + 1}") for i, s in enumerate(style_imgs or [])]
+    from_noise = isinstance(init, str) and init == "content" and mode != "transfer"
+    if mode == "content":
+        style_weight, styles = 0.0, []
+    elif mode == "texture":
+        content_weight = 0.0
+    if from_noise:
+        init = "noise"
+    if mode != "content" and not styles:
+        raise InputError(f"mode {mode!r} needs at least one style image")
+    if palette:
+        styles = [quantize(s, palette) for s in styles]
+    if content_img is None and mode != "texture":
+        raise InputError(f"mode {mode!r} needs a content image")
+    content = None if content_img is None else _as_image(content_img, "content image")
+    if isinstance(init, str) and init not in ("content", "noise"):
+        raise InputError(f"init must be 'content', 'noise' or an image, got {init!r}")
+    init = init if isinstance(init, str) else _as_image(init, "init image")
+    return content, styles, init, content_weight, style_weight
+
+
+def _start(net, x0, shape, init, content, rng):
+    """The first image of a scale: the last scale's result upscaled, the init image, the
+    content, or white noise around mid-grey; preprocessed float64 (1, 3, H, W)."""
+    if x0 is not None:                       # coarse to fine: upscale the last result
+        return resize_bilinear(x0, *shape)
+    if not isinstance(init, str):
+        img = resize(init, shape)
+    elif init == "content" and content is not None:
+        img = content
+    else:
+        img = rng.uniform(64, 192, shape + (3,))
+    return backend.to_numpy(net.preprocess(img)).astype(numpy.float64)
+
+
+class _Run:
+    """The L-BFGS-B run over the scales: the objective with the best image so far, and the
+    per-iteration record."""
+
+    def __init__(self, options, callback, print_every, snapshot_every, finish):
+        self.options, self.callback, self.print_every = options, callback, print_every
+        self.snapshot_every, self.finish = snapshot_every, finish
+        self.history, self.iteration = [], 0
+
+    def scale(self, objective, x0, size):
+        """Minimize ``objective`` from ``x0`` at one scale; returns (best x, status, message)."""
+        from scipy.optimize import minimize
+        best = {"loss": math.inf, "x": x0, "terms": {}}
+        last = [time.perf_counter()]
+
+        def fun(flat):
+            x = flat.reshape(x0.shape)
+            loss, grad = objective(x)
+            if not (math.isfinite(loss) and numpy.isfinite(grad).all()):
+                raise _NonFinite(f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'}")
+            if loss < best["loss"]:
+                best.update(loss=loss, x=x.copy(), terms=dict(objective.terms))
+            return loss, grad.ravel()
+
+        def on_iteration(intermediate_result):
+            self.iteration += 1
+            now = time.perf_counter()
+            t = best["terms"]
+            info = dict(iteration=self.iteration, size=size, loss=float(intermediate_result.fun),
+                        content=t.get("content", 0.0), style=t.get("style", 0.0),
+                        tv=t.get("tv", 0.0), seconds=now - last[0])
+            last[0] = now
+            self.history.append(info)
+            self._report(info, best["x"])
+
+        status, message = "done", None
+        try:
+            res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
+                           options=self.options)
+            if res.status == 2 or "ABNORMAL" in str(res.message):
+                status = "line search failed"
+                message = (f"L-BFGS stopped at iteration {self.iteration}: {res.message} (the line "
+                           f"search found no lower loss); keeping the best image so far")
+        except KeyboardInterrupt:
+            status = "interrupted"
+            message = f"interrupted at iteration {self.iteration}; keeping the best image so far"
+        except _NonFinite as e:
+            status = "non-finite"
+            message = (f"stopped at iteration {self.iteration}: {e} (try smaller weights); "
+                       f"keeping the last good image")
+        return best["x"], best["loss"], status, message
+
+    def _report(self, info, x):
+        k = self.iteration
+        if self.print_every and (k % self.print_every == 0 or k == 1):
+            print(f"iter {k:4d} @{info['size']}px  loss {info['loss']:.4e}  content "
+                  f"{info['content']:.3e}  style {info['style']:.3e}  tv {info['tv']:.3e}  "
+                  f"{info['seconds']:.2f} s/iter", flush=True)
+        if self.callback is not None:
+            if self.snapshot_every and k % self.snapshot_every == 0:
+                info = dict(info, image=self.finish(x))
+            self.callback(info)
 
 
 def transfer(net, content_img, style_imgs, *, style_blend_weights=None,
@@ -321,7 +405,11 @@ def transfer(net, content_img, style_imgs, *, style_blend_weights=None,
              max_iter=500, snapshot_every=0, seed=0, callback=None, mode="transfer",
              style_statistic="gram", palette=None, scales=None, dtype=numpy.float32,
              print_every=0, lbfgs_options=None):
-    """Gatys style transfer by L-BFGS-B; returns a :class:`StyleResult`.
+    """Gatys style transfer by L-BFGS-B; returns a :class:`~nnviz.methods.optimize.Result`
+    (``image``: RGB uint8 at the working size, the best of the run; ``x`` its preprocessed
+    float64 batch; ``history``: a dict per iteration with ``iteration``, ``size``, ``loss``,
+    the terms and ``seconds``; ``status``: ``"done"``, ``"interrupted"``, ``"line search
+    failed"`` or ``"non-finite"``; ``loss``: the best loss).
 
     ``content_img``: RGB image (H, W, 3) or a path / ``"sample:NAME"`` (may be None for
     ``mode="texture"``); ``style_imgs``: a list of them. The optimization runs with the
@@ -335,122 +423,39 @@ def transfer(net, content_img, style_imgs, *, style_blend_weights=None,
     line-search failure or a non-finite value. The net is built by the caller (Gatys
     recommends ``pooling="avg"``).
     """
-    from scipy.optimize import minimize
-
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
-    if isinstance(style_imgs, (str, numpy.ndarray)):
-        style_imgs = [style_imgs]
-    style_imgs = [_as_image(s, f"style image {i + 1}") for i, s in enumerate(style_imgs or [])]
-    if mode == "content":
-        style_weight, style_imgs = 0.0, []
-        if isinstance(init, str) and init == "content":
-            init = "noise"
-    elif mode == "texture":
-        content_weight = 0.0
-        if isinstance(init, str) and init == "content":
-            init = "noise"
-    if mode != "content" and not style_imgs:
-        raise InputError(f"mode {mode!r} needs at least one style image")
-    if palette:
-        style_imgs = [quantize(s, palette) for s in style_imgs]
-    if content_img is None:
-        if mode != "texture":
-            raise InputError(f"mode {mode!r} needs a content image")
-        content_full = None
-        h0, w0 = style_imgs[0].shape[:2]
-    else:
-        content_full = _as_image(content_img, "content image")
-        h0, w0 = content_full.shape[:2]
+    content_full, styles, init, content_weight, style_weight = _prepare(
+        content_img, style_imgs, mode, init, palette, content_weight, style_weight)
     if max_iter < 0 or snapshot_every < 0:
-        raise ValueError("max_iter and snapshot_every must be ≥ 0")
+        raise InputError("max_iter and snapshot_every must be ≥ 0")
     scales = default_scales(image_size) if scales is None else tuple(int(s) for s in scales)
     if not scales or min(scales) < 16:
-        raise ValueError(f"image sizes must be at least 16 pixels, got {scales}")
-    init_img = None if isinstance(init, str) else _as_image(init, "init image")
-    if isinstance(init, str) and init not in ("content", "noise"):
-        raise ValueError(f"init must be 'content', 'noise' or an image, got {init!r}")
+        raise InputError(f"image sizes must be at least 16 pixels, got {scales}")
+    h0, w0 = (content_full if content_full is not None else styles[0]).shape[:2]
     rng = numpy.random.default_rng(seed)
     options = dict(maxiter=int(max_iter), maxcor=20, ftol=0.0, gtol=0.0, maxls=20)
     options.update(lbfgs_options or {})
-
-    history = []
-    best = {"loss": math.inf, "x": None}
-    status, message = "done", ""
     start = time.perf_counter()
-    iteration = 0
-    x0 = None
+    content = None
+    run = _Run(options, callback, print_every, snapshot_every,
+               lambda x: _finish(net, x, content, original_colors))
+    x0, loss, status, message = None, math.inf, "done", None
     for size in scales:
         scale = size / max(h0, w0)
         shape = (max(1, round(h0 * scale)), max(1, round(w0 * scale)))
         content = None if content_full is None else resize(content_full, shape)
-        styles = [resize(s, max(16, round(size * style_scale))) for s in style_imgs]
         objective = GatysLoss(
             net, None if content is None else net.preprocess(content),
-            [net.preprocess(s) for s in styles], content_layers=content_layers,
-            style_layers=style_layers, content_weight=content_weight,
-            style_weight=style_weight, tv_weight=tv_weight,
+            [net.preprocess(resize(s, max(16, round(size * style_scale)))) for s in styles],
+            content_layers=content_layers, style_layers=style_layers,
+            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
             style_blend_weights=style_blend_weights, dtype=dtype, statistic=style_statistic)
-        if x0 is not None:                       # coarse to fine: upscale the last result
-            x0 = _resize_batch(x0, shape)
-        elif init_img is not None:
-            x0 = backend.to_numpy(net.preprocess(resize(init_img, shape))).astype(numpy.float64)
-        elif init == "content" and content is not None:
-            x0 = backend.to_numpy(net.preprocess(content)).astype(numpy.float64)
-        else:                                    # white noise around mid-grey
-            x0 = backend.to_numpy(net.preprocess(rng.uniform(64, 192, shape + (3,))))
-            x0 = x0.astype(numpy.float64)
-        best = {"loss": math.inf, "x": x0}       # the best of this scale
-        last = {"t": time.perf_counter()}
-
-        def fun(flat):
-            x = flat.reshape(x0.shape)
-            loss, grad = objective(x)
-            if not (math.isfinite(loss) and numpy.isfinite(grad).all()):
-                raise _NonFinite(f"non-finite {'loss' if not math.isfinite(loss) else 'gradient'}")
-            if loss < best["loss"]:
-                best.update(loss=loss, x=x.copy(), terms=dict(objective.terms))
-            return loss, grad.ravel()
-
-        def on_iteration(intermediate_result):
-            nonlocal iteration
-            iteration += 1
-            now = time.perf_counter()
-            terms = best.get("terms", {})
-            info = dict(iteration=iteration, size=size, loss=float(intermediate_result.fun),
-                        content=terms.get("content", 0.0), style=terms.get("style", 0.0),
-                        tv=terms.get("tv", 0.0), seconds=now - last["t"])
-            last["t"] = now
-            history.append(info)
-            if print_every and (iteration % print_every == 0 or iteration == 1):
-                print(f"iter {iteration:4d} @{size}px  loss {info['loss']:.4e}  content "
-                      f"{info['content']:.3e}  style {info['style']:.3e}  tv {info['tv']:.3e}  "
-                      f"{info['seconds']:.2f} s/iter", flush=True)
-            if callback is not None:
-                if snapshot_every and iteration % snapshot_every == 0:
-                    info = dict(info, image=_finish(net, best["x"], content, original_colors))
-                callback(info)
-
-        try:
-            res = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B",
-                           callback=on_iteration, options=options)
-            if res.status == 2 or "ABNORMAL" in str(res.message):
-                status = "line search failed"
-                message = (f"L-BFGS stopped at iteration {iteration}: {res.message} (the line "
-                           f"search found no lower loss); keeping the best image so far")
-        except KeyboardInterrupt:
-            status = "interrupted"
-            message = f"interrupted at iteration {iteration}; keeping the best image so far"
-        except _NonFinite as e:
-            status = "non-finite"
-            message = (f"stopped at iteration {iteration}: {e} (try smaller weights); keeping "
-                       f"the last good image")
-        x0 = best["x"]
+        x0 = _start(net, x0, shape, init, content, rng)
+        x0, loss, status, message = run.scale(objective, x0, size)
         if status != "done":
             break
     image = _finish(net, x0, content, original_colors)
-    return StyleResult(image, x0, history, status, message, time.perf_counter() - start,
-                       best["loss"])
+    return Result(x0, run.history, images=image[None], status=status, message=message,
+                  loss=loss, seconds=time.perf_counter() - start)
 
 
 def _finish(net, x, content, keep_colors):

@@ -1,12 +1,13 @@
 """``nnviz maximize | filters | class-model | dream | invert``: images optimized for what units
 want (activation maximization, Simonyan's class models, DeepDream, Mahendran & Vedaldi's
-inversion); see :mod:`nnviz.optimize`."""
-import os
-
-from .. import optimize
-from ..io import InputError, load_image, save_png
+inversion); see :mod:`nnviz.methods.maximization`, :mod:`~nnviz.methods.deepdream` and
+:mod:`~nnviz.methods.inversion`."""
+from .. import methods
+from ..errors import InputError
+from ..io import load_image, save_png
+from ..methods.optimize import Optimizer
 from ..render import grid
-from .common import add_common, load_net, say
+from .common import Outputs, add_common, add_parser, load_net, say, slug, stem
 
 EXAMPLES = {
     "maximize": """examples:
@@ -33,8 +34,7 @@ EXAMPLES = {
 
 
 def _parser(sub, name, help):
-    p = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = add_parser(sub, name, help, EXAMPLES[name])
     add_common(p)
     return p
 
@@ -43,7 +43,7 @@ def _loop_options(p, steps, lr):
     g = p.add_argument_group("optimization")
     g.add_argument("--steps", type=int, default=steps, help=f"steps (default {steps})")
     g.add_argument("--lr", type=float, default=lr, help=f"step size in pixel levels (default {lr})")
-    g.add_argument("--optimizer", default="adam", choices=optimize.Optimizer.KINDS)
+    g.add_argument("--optimizer", default="adam", choices=Optimizer.KINDS)
     g.add_argument("--snapshot-every", type=int, default=None, metavar="K",
                    help="write a snapshot PNG every K steps")
     return g
@@ -109,32 +109,26 @@ def register(sub):
     p.set_defaults(func=run_invert)
 
 
-def _out(args, name):
-    return os.path.join(args.out, name)
+def _outputs(args, name, inputs=(), snapshot="{name}-step{{step:05d}}.png"):
+    """The checked output path ``OUT/name.png`` and the snapshot paths beside it."""
+    outputs = Outputs(args, inputs)
+    path = outputs.path(f"{name}.png")
+    snapshots = outputs.pattern(snapshot.format(name=name)) if args.snapshot_every else None
+    return path, snapshots
 
 
-def _snapshot(args, stem):
-    if not args.snapshot_every:
-        return None
-    return _out(args, f"{stem}-step{{step:05d}}.png")
-
-
-def _check_out(args, path):
-    if os.path.exists(path) and not args.force:
-        raise InputError(f"{path}: exists (use --force to overwrite)")
-
-
-def _finish(args, net, x, hist, path, inputs=()):
-    save_png(net.deprocess(x)[0], path, force=True, inputs=inputs)
-    if hist.message:
-        print(f"nnviz: {hist.message}")
+def _finish(args, result, path, images=None):
+    save_png(result.image if images is None else images, path, force=True)
+    if result.message:
+        print(f"nnviz: {result.message}")
     say(args, f"wrote {path}")
     return 0
 
 
-def _common(args):
+def _common(args, snapshots):
     return dict(steps=args.steps, lr=args.lr, optimizer=args.optimizer, seed=args.seed,
-                snapshot_every=args.snapshot_every, progress=not args.quiet)
+                snapshot_every=args.snapshot_every, snapshot_path=snapshots,
+                progress=not args.quiet)
 
 
 def _reg(args):
@@ -144,16 +138,16 @@ def _reg(args):
 
 def run_maximize(args):
     net = load_net(args, include_top=args.target.isdigit() or args.target.startswith("fc"))
-    stem = f"maximize-{args.target.replace(':', '_').replace(',', '_')}"
-    path = _out(args, stem + ".png")
-    _check_out(args, path)
+    inputs = [args.image] if args.image else []
+    path, snapshots = _outputs(args, f"maximize-{slug(args.target)}", inputs)
     x0 = None
     if args.image:
         x0 = net.preprocess(load_image(args.image, args.size or 224))
-    x, hist = optimize.maximize(net, args.target, x0=x0, size=args.size, **_reg(args),
-                                snapshot_path=_snapshot(args, stem), **_common(args))
-    say(args, f"{args.target}: objective {hist[0]['objective']:.4g} -> {hist[-1]['objective']:.4g}")
-    return _finish(args, net, x, hist, path, inputs=[args.image] if args.image else ())
+    r = methods.maximize(net, args.target, x0=x0, size=args.size, **_reg(args),
+                         **_common(args, snapshots))
+    h = r.history
+    say(args, f"{args.target}: objective {h[0]['objective']:.4g} -> {h[-1]['objective']:.4g}")
+    return _finish(args, r, path)
 
 
 def _channels(spec):
@@ -169,53 +163,40 @@ def _channels(spec):
 
 def run_filters(args):
     net = load_net(args, include_top=False)
-    path = _out(args, f"filters-{args.layer}.png")
-    _check_out(args, path)
-    images, labels, hists = optimize.filters(
-        net, args.layer, _channels(args.channels), size=args.size, batch=args.batch,
-        **_reg(args), snapshot_path=_snapshot(args, f"filters-{args.layer}"), **_common(args))
-    save_png(grid(list(images), labels), path, force=True)
-    for m in dict.fromkeys(h.message for h in hists if h.message):
-        print(f"nnviz: {m}")
-    say(args, f"wrote {path}")
-    return 0
+    path, snapshots = _outputs(args, f"filters-{slug(args.layer)}",
+                               snapshot="{name}-batch{{batch}}-step{{step:05d}}.png")
+    r = methods.filters(net, args.layer, _channels(args.channels), size=args.size,
+                        batch=args.batch, **_reg(args), **_common(args, snapshots))
+    return _finish(args, r, path, grid(list(r.images), r.labels))
 
 
 def run_class_model(args):
     net = load_net(args, include_top=True)
-    path = _out(args, f"class-model-{args.class_index}.png")
-    _check_out(args, path)
-    x, hist = optimize.class_model(net, args.class_index, l2=args.l2,
-                                   snapshot_path=_snapshot(args, f"class-model-{args.class_index}"),
-                                   **_common(args))
-    return _finish(args, net, x, hist, path)
-
-
-def _stem(image):
-    return os.path.splitext(os.path.basename(image.split(":", 1)[-1]))[0]
+    path, snapshots = _outputs(args, f"class-model-{args.class_index}")
+    r = methods.class_model(net, args.class_index, l2=args.l2, **_common(args, snapshots))
+    return _finish(args, r, path)
 
 
 def run_dream(args):
     net = load_net(args, include_top=False)
-    path = _out(args, f"dream-{_stem(args.image)}.png")
-    _check_out(args, path)
+    path, snapshots = _outputs(args, f"dream-{slug(stem(args.image))}", [args.image])
     x = net.preprocess(load_image(args.image, args.size))
-    x, hist = optimize.dream(
+    r = methods.dream(
         net, x, layers=args.layers, octaves=args.octaves, octave_scale=args.octave_scale,
         steps_per_octave=args.steps_per_octave, step_size=args.step_size,
         tile_size=args.tile_size, seed=args.seed, snapshot_every=args.snapshot_every,
-        snapshot_path=_snapshot(args, f"dream-{_stem(args.image)}"), progress=not args.quiet)
-    return _finish(args, net, x, hist, path, inputs=[args.image])
+        snapshot_path=snapshots, progress=not args.quiet)
+    return _finish(args, r, path)
 
 
 def run_invert(args):
     net = load_net(args, include_top=False)
-    path = _out(args, f"invert-{_stem(args.image)}-{args.layer}.png")
-    _check_out(args, path)
+    path, snapshots = _outputs(args, f"invert-{slug(stem(args.image))}-{slug(args.layer)}",
+                               [args.image])
     image = net.preprocess(load_image(args.image, args.size))
-    x, hist = optimize.invert(net, image, args.layer, alpha=args.alpha, tv_beta=args.tv_beta,
-                              alpha_weight=args.alpha_weight, tv_weight=args.tv_weight,
-                              snapshot_path=_snapshot(args, f"invert-{_stem(args.image)}"),
-                              **_common(args))
-    say(args, f"representation loss {hist[0]['objective']:.4g} -> {hist[-1]['objective']:.4g}")
-    return _finish(args, net, x, hist, path, inputs=[args.image])
+    r = methods.invert(net, image, args.layer, alpha=args.alpha, tv_beta=args.tv_beta,
+                       alpha_weight=args.alpha_weight, tv_weight=args.tv_weight,
+                       **_common(args, snapshots))
+    h = r.history
+    say(args, f"representation loss {h[0]['objective']:.4g} -> {h[-1]['objective']:.4g}")
+    return _finish(args, r, path)

@@ -1,15 +1,17 @@
 """Run any nnviz subcommand over a folder of images, in parallel, on Dask (``nnviz batch``).
 
 A *task* is one image (times one combination of the ``--sweep`` values). It parses the
-method's own subcommand parser (from :func:`nnviz.cli.build_parser`) with the method options,
-the image (its ``--image`` option, else its first positional), ``--out <temporary folder>``
-and ``--force``, and calls the subcommand's ``func(args)`` in a worker process. The temporary
+method's own subcommand parser (:mod:`nnviz.cli.parsers`) with the method options, the image
+(its ``--image`` option, else its first positional), ``--out <temporary folder>`` and
+``--force``, and runs the subcommand (:func:`~nnviz.cli.common.run_command`) in a worker
+process. The temporary
 folder ``OUT/.partial/RUN/...`` is renamed to ``OUT/TASK`` when the task succeeds, so a folder
 ``OUT/TASK`` always holds a complete result, and a re-run skips the tasks whose folder exists.
 
 Images travel as paths and results as files (workers need the same file system as the
-client: one machine, or a shared disk). Each worker process builds a net once and keeps it
-(:func:`install_net_cache`), instead of once per task.
+client: one machine, or a shared disk). Each worker process builds a net once and keeps it in
+a :class:`~nnviz.cli.common.NetCache` that the worker owns (an attribute of the Dask worker),
+instead of once per task.
 
 The client appends one JSON line per task to ``OUT/manifest.jsonl`` as tasks finish:
 ``{"run", "task", "image", "sweep", "options", "status", "outputs", "duration_s", "worker",
@@ -32,13 +34,15 @@ import glob
 import itertools
 import json
 import os
-import re
 import shutil
 import sys
 import time
 import uuid
 
-from .io import InputError
+from .. import backend
+from ..errors import InputError
+from . import parsers
+from .common import NetCache, run_command, slug
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm")
@@ -62,13 +66,9 @@ def method_parser(method):
     func)`` pair (``parser_builder()`` returns an ``argparse.ArgumentParser``; ``func(args)``
     runs the method and returns an exit code). Parse errors raise :class:`InputError`."""
     if isinstance(method, str):
-        from .cli import build_parser
-        subparsers = [a for a in build_parser()._actions
-                      if isinstance(a, argparse._SubParsersAction)]
-        choices = subparsers[0].choices if subparsers else {}
-        if method not in choices or method == "batch":
-            names = ", ".join(n for n in choices if n != "batch")
-            raise InputError(f"unknown method {method!r}: expected one of {names}")
+        choices = parsers.method_parsers()
+        if method not in choices:
+            raise InputError(f"unknown method {method!r}: expected one of {', '.join(choices)}")
         parser, name = choices[method], method
     else:
         builder, func = method
@@ -130,17 +130,13 @@ def find_images(specs):
     return list(dict.fromkeys(paths))
 
 
-def _slug(text):
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text)).strip("_") or "_"
-
-
 def _stems(paths):
     """A folder name per image: the file's stem, its extension added where stems collide."""
     def stem(p, ext=False):
         if p.startswith("sample:"):
             return p.split(":", 1)[1]
         base = os.path.basename(p)
-        return _slug(base.replace(".", "-") if ext else os.path.splitext(base)[0])
+        return slug(base.replace(".", "-") if ext else os.path.splitext(base)[0])
     first = collections.Counter(stem(p) for p in paths)
     names = [stem(p, first[stem(p)] > 1) for p in paths]
     dup = [n for n, k in collections.Counter(names).items() if k > 1]
@@ -173,7 +169,7 @@ def make_tasks(parser, images, out, options=(), sweeps=()):
             argv = argv + ["--image", path] if "--image" in flags else [path] + argv
             argv += ["--force"] if "--force" in flags else []
             argv += ["--quiet"] if "--quiet" in flags else []
-            name = stem + "".join(f"__{k}={_slug(v)}" for k, v in sweep.items())
+            name = stem + "".join(f"__{k}={slug(v)}" for k, v in sweep.items())
             parser.parse_args(argv + ["--out", os.path.join(out, name)])   # usage errors now
             tasks.append({"task": name, "image": path, "sweep": sweep, "options": options,
                           "argv": argv, "final": os.path.join(out, name)})
@@ -185,28 +181,36 @@ def make_tasks(parser, images, out, options=(), sweeps=()):
 # ---------------------------------------------------------------------------------------
 
 _PARSERS = {}
-# what nnviz.cli.main calls a usage error: the same input fails again, so it is not retried
+# what the nnviz command calls a usage error: the same input fails again, so it is not retried
 FINAL_ERRORS = (InputError, KeyError, ValueError, TypeError)
+NETS = "nnviz_nets"      # the attribute of a Dask worker that holds its NetCache
 
 
-def install_net_cache():
-    """Keep nets between tasks in this worker process (``common.enable_net_cache``): a net is
-    built once per worker (and thread, since a net holds its activations). Idempotent."""
-    from .commands import common
-    common.enable_net_cache()
+def _worker_nets():
+    """The :class:`NetCache` of the Dask worker running this task (made on its first task;
+    the worker owns it), or None outside a worker."""
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except Exception:   # not in a Dask worker (a direct call)
+        return None
+    if getattr(worker, NETS, None) is None:
+        setattr(worker, NETS, NetCache())
+    return getattr(worker, NETS)
 
 
-def net_cache_info():
-    """``{"builds": nets built by this process, "cached": nets kept}`` (for tests, benches)."""
-    from .commands import common
-    n = len(common._NET_CACHE or {})
-    return {"builds": n, "cached": n, "pid": os.getpid()}
+def net_cache_info(dask_worker=None):
+    """``{"builds": nets built by this worker, "cached": nets kept, "pid"}`` (for tests and
+    benches: ``client.run(net_cache_info)``)."""
+    nets = getattr(dask_worker, NETS, None)
+    return {"builds": nets.builds if nets else 0, "cached": len(nets.nets) if nets else 0,
+            "pid": os.getpid()}
 
 
-def net_cache_clear():
-    from .commands import common
-    if common._NET_CACHE is not None:
-        common._NET_CACHE.clear()
+def net_cache_clear(dask_worker=None):
+    """Drop the worker's nets (``client.run(net_cache_clear)``)."""
+    if dask_worker is not None:
+        setattr(dask_worker, NETS, None)
 
 
 def _worker_address():
@@ -233,15 +237,15 @@ def run_task(method, task, partial):
         if method not in _PARSERS:
             _PARSERS[method] = method_parser(method)[0]
         parser = _PARSERS[method]
-    install_net_cache()
     start = time.perf_counter()
     os.makedirs(partial, exist_ok=True)
     tmp = os.path.join(partial, f"{task['task']}.{uuid.uuid4().hex[:8]}")
     result = {"status": "done", "outputs": [], "error": None, "worker": _worker_address()}
     try:
         args = parser.parse_args(task["argv"] + ["--out", tmp])
+        args.nets = _worker_nets()
         os.makedirs(tmp)
-        code = args.func(args)
+        code = run_command(args)
         if code not in (0, None):
             raise InputError(f"{parser.prog} exited with code {code}")
         final = task["final"]
@@ -289,7 +293,6 @@ def read_manifest(out):
 
 
 def gpu_count():
-    from . import backend
     if not backend.gpu_available():
         return 0
     return backend.cupy.cuda.runtime.getDeviceCount()
@@ -317,6 +320,7 @@ def start_cluster(n_workers=None, threads_per_worker=1, device=None, n_tasks=Non
     several GPUs are visible, else a ``LocalCluster`` of worker processes (default: one per
     CPU core, at most one per task), ``threads_per_worker`` threads each."""
     import logging
+
     from distributed import LocalCluster, Scheduler, SpecCluster
     logs = logging.ERROR if quiet else logging.WARNING
     dashboard = ":0"   # a free port: several runs may share the machine
@@ -350,6 +354,52 @@ def _progress(total, quiet, progress):
         return None
     from tqdm import tqdm
     return tqdm(total=total, unit="task", file=sys.stderr, dynamic_ncols=True)
+
+
+def _client(distributed, scheduler, workers, threads_per_worker, device, n_tasks, quiet):
+    """``(client, cluster or None, own_client)`` for ``scheduler``: an address, a Client, or
+    None for a new local cluster."""
+    if isinstance(scheduler, distributed.Client):
+        return scheduler, None, False
+    if scheduler is not None:
+        return distributed.Client(scheduler), None, True
+    cluster = start_cluster(workers, threads_per_worker, device, n_tasks, quiet)
+    return distributed.Client(cluster), cluster, True
+
+
+def _announce(client, cluster, todo, skipped, quiet):
+    link = None   # a local dashboard needs bokeh (the HTTP server runs anyway)
+    if "dashboard" in client.scheduler_info().get("services", {}) and \
+            (cluster is None or _has_bokeh()):
+        link = client.dashboard_link
+    n = len(client.scheduler_info()["workers"])
+    _say(quiet, f"nnviz batch: {len(todo)} tasks ({skipped} done before) on {n} workers at "
+                f"{client.scheduler.address}" + (f", dashboard {link}" if link else ""))
+
+
+def _collect(distributed, futures, record, quiet, progress):
+    """Record each task as it finishes (a failure printed even with --quiet)."""
+    bar = _progress(len(futures), quiet, progress)
+    failed = 0
+    for future in distributed.as_completed(futures):
+        task = futures.pop(future)
+        try:
+            result = future.result()
+        except Exception as e:   # retries spent, or the task killed too many workers
+            result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+        record(task, **result)
+        if result["status"] == "failed":
+            failed += 1
+            msg = f"nnviz batch: {task['task']} failed: {result['error']}"
+            if bar is not None:
+                bar.write(msg, file=sys.stderr)
+            else:
+                _say(False, msg)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(failed=failed, refresh=False)
+    if bar is not None:
+        bar.close()
 
 
 def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=None,
@@ -396,46 +446,16 @@ def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=N
         _say(quiet, f"nnviz batch: nothing to do, all {len(tasks)} tasks are in {out}")
         return dict(counts, rows=rows)
 
-    cluster = client = None
-    own_client = not isinstance(scheduler, distributed.Client)
+    client = cluster = None
+    own_client = True
     try:
-        if scheduler is None:
-            cluster = start_cluster(workers, threads_per_worker, device, len(todo), quiet)
-            client = distributed.Client(cluster)
-        else:
-            client = distributed.Client(scheduler) if own_client else scheduler
-        link = None   # a local dashboard needs bokeh (the HTTP server runs anyway)
-        if "dashboard" in client.scheduler_info().get("services", {}) and \
-                (cluster is None or _has_bokeh()):
-            link = client.dashboard_link
-        n = len(client.scheduler_info()["workers"])
-        _say(quiet, f"nnviz batch: {len(todo)} tasks ({counts['skipped']} done before) on "
-                    f"{n} workers at {client.scheduler.address}"
-                    + (f", dashboard {link}" if link else ""))
-        futures = {}
-        for task in todo:
-            key = f"nnviz-batch-{name}-{task['task']}-{run_id}"
-            futures[client.submit(run_task, method, task, partial, key=key, pure=False,
-                                  retries=retries)] = task
-        bar = _progress(len(todo), quiet, progress)
-        for future in distributed.as_completed(futures):
-            task = futures.pop(future)
-            try:
-                result = future.result()
-            except Exception as e:   # retries spent, or the task killed too many workers
-                result = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
-            record(task, **result)
-            if result["status"] == "failed":   # errors are printed even with --quiet
-                msg = f"nnviz batch: {task['task']} failed: {result['error']}"
-                if bar is not None:
-                    bar.write(msg, file=sys.stderr)
-                else:
-                    _say(False, msg)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(failed=counts["failed"], refresh=False)
-        if bar is not None:
-            bar.close()
+        client, cluster, own_client = _client(distributed, scheduler, workers,
+                                              threads_per_worker, device, len(todo), quiet)
+        _announce(client, cluster, todo, counts["skipped"], quiet)
+        futures = {client.submit(run_task, method, task, partial, pure=False, retries=retries,
+                                 key=f"nnviz-batch-{name}-{task['task']}-{run_id}"): task
+                   for task in todo}
+        _collect(distributed, futures, record, quiet, progress)
     finally:
         if client is not None and own_client:
             client.close()
@@ -449,3 +469,105 @@ def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=N
     _say(quiet, f"nnviz batch: {counts['done']} done, {counts['failed']} failed, "
                 f"{counts['skipped']} skipped; manifest {manifest}")
     return dict(counts, rows=rows)
+
+
+# ---------------------------------------------------------------------------------------
+# the subcommand
+# ---------------------------------------------------------------------------------------
+
+EXAMPLES = """examples:
+  nnviz batch saliency --images photos/ --out maps -- --weights random --size 64
+  nnviz batch gradcam --images 'photos/*.jpg' --out cams --workers 4 -- --layer relu5_3
+  nnviz batch style --images content/ --out styled --sweep style_weight=1e2,1e3,1e4 \\
+      -- style.jpg --size 256
+  nnviz batch saliency --images photos/ --out maps --scheduler tcp://10.0.0.5:8786
+
+Options after '--' go to METHOD unchanged; the image goes to METHOD's --image option (or its
+first positional), and --out/--force are set per task. Each task writes OUT/IMAGE[__NAME=VALUE]
+when it succeeds, and OUT/manifest.jsonl gets one JSON line per task (status done, failed or
+skipped). Running the same command again skips the tasks whose folder exists: delete a
+folder to redo it. Exit code 0 when every task is done, 1 when one failed, 2 for a usage
+error. Workers must see the same files as this machine (one machine, or a shared disk).
+"""
+
+
+def _add_options(p):
+    p.add_argument("--images", action="append", metavar="DIR_OR_GLOB",
+                   help="a folder of images, a glob pattern ('photos/**/*.png'), a file or "
+                        "sample:NAME; repeatable")
+    p.add_argument("--out", metavar="DIR", help="output folder: a subfolder per task, and manifest.jsonl")
+    p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="run every combination of these values of METHOD's option --NAME "
+                        "(style_weight=1e2,1e3 -> --style-weight 1e2, ...); repeatable")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="join this Dask scheduler (e.g. tcp://host:8786) instead of starting a "
+                        "local cluster")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: one per CPU core, or "
+                        "one per GPU with --device gpu; at most one per task)")
+    p.add_argument("--threads-per-worker", type=int, default=1, metavar="T",
+                   help="threads per worker process (default 1; each thread has its own net)")
+    p.add_argument("--retries", type=int, default=2, metavar="R",
+                   help="retries of a task that raised an unexpected error (default 2; bad "
+                        "input is not retried; a task whose worker died goes to another "
+                        "worker regardless)")
+    p.add_argument("--device", default=None, choices=("cpu", "gpu", "auto"),
+                   help="with gpu and several GPUs: one worker per GPU (sets "
+                        "CUDA_VISIBLE_DEVICES and NNVIZ_DEVICE per worker)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar; only errors")
+
+
+def register(sub):
+    p = sub.add_parser("batch", help="run a method over many images in parallel (Dask)",
+                       description="Run one nnviz method over a folder of images (× sweeps of "
+                       "its options) in parallel on Dask:\none task per image, a manifest, "
+                       "re-runs that skip what is done, retries when a worker dies.",
+                       epilog=EXAMPLES,
+                       usage="nnviz batch METHOD --images DIR_OR_GLOB --out DIR [options] "
+                             "[-- METHOD OPTIONS]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_options(p)
+    # METHOD and everything after it: parsed in run(), so that batch options may come after
+    # METHOD and the method's own options after '--'
+    p.add_argument("method", nargs=argparse.PARSER, metavar="METHOD ...",
+                   help="the subcommand to run (saliency, gradcam, style, ...)")
+    p.set_defaults(func=run_command_line, _batch_parser=p)
+
+
+def _split(args):
+    """METHOD, the batch options given after it, and the method's options (after '--')."""
+    method, rest = args.method[0], args.method[1:]
+    if "--" in rest:
+        i = rest.index("--")
+        return method, rest[:i], rest[i + 1:]
+    return method, rest, []
+
+
+def run_command_line(args):
+    method, more, options = _split(args)
+    if "-h" in more or "--help" in more:
+        args._batch_parser.print_help()
+        return 0
+    tail = argparse.ArgumentParser(prog="nnviz batch", add_help=False)
+    _add_options(tail)
+
+    def error(message):
+        raise InputError(message)
+    tail.error = error
+    tail.parse_args(more, namespace=args)   # values given before METHOD are kept
+    if not args.images:
+        raise InputError("--images is required (a folder, a glob or a file)")
+    if not args.out:
+        raise InputError("--out is required")
+    for name, value in (("--workers", args.workers), ("--threads-per-worker",
+                        args.threads_per_worker)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} {value}: must be at least 1")
+    if args.retries < 0:
+        raise InputError(f"--retries {args.retries}: must be at least 0")
+    result = run(method, args.images, args.out, options=options, sweeps=args.sweep,
+                       scheduler=args.scheduler, workers=args.workers,
+                       threads_per_worker=args.threads_per_worker, retries=args.retries,
+                       device=args.device, quiet=args.quiet)
+    sys.stdout.flush()
+    return 1 if result["failed"] else 0

@@ -1,7 +1,8 @@
 """``nnviz demo``: a static HTML gallery of every method on scikit-image's sample photographs.
 
 The demo is a list of steps; each step is literally an ``nnviz`` command line (an argv list),
-run in-process through :func:`nnviz.cli.main` into its own subfolder of the output folder. Each
+parsed by that subcommand's parser and run in-process (:func:`nnviz.cli.common.run_command`)
+into its own subfolder of the output folder, the steps sharing one :class:`NetCache`. Each
 image of the gallery is captioned with the shell command that reproduces it. A failing step
 does not stop the others: the page shows its error and the demo exits with status 1.
 
@@ -23,7 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy
 
-from . import io
+from .. import backend, io
+from ..errors import InputError
+from . import parsers
+from .common import ARCHS, NetCache, add_parser, execute
+
+EXAMPLES = """examples:
+  nnviz demo --quick                 # about 20 seconds on 2 CPU cores: small sizes, few iterations
+  nnviz demo --out gallery --force   # the full demo (about 4 minutes on 2 CPU cores)
+then open nnviz-demo/index.html in a browser.
+"""
 
 STYLE_INPUT = os.path.join("inputs", "texture.png")   # the procedural style image, under --out
 
@@ -128,17 +138,26 @@ def steps(out, quick=False, common=()):
     ]
 
 
-def _run_step(step, out):
-    """Run one step through nnviz.cli.main; record status, error, images (new PNGs)."""
-    from .cli import main
+def _execute(argv, nets):
+    """Parse ``argv`` with its subcommand's parser and run it with the demo's nets; returns
+    the exit status, printing errors as the ``nnviz`` command does."""
+    try:
+        args = parsers.parse(argv)
+    except InputError as e:
+        print(f"nnviz {argv[0]}: error: {e}", file=sys.stderr)
+        return 2
+    args.nets = nets
+    return execute(args)
+
+
+def _run_step(step, out, nets):
+    """Run one step; record status, error, images (new PNGs)."""
     folder = os.path.join(out, step.name)
     start = time.time()
     log = _io.StringIO()
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            rc = main(step.argv)
-    except SystemExit as e:                    # argparse: a usage error
-        rc = e.code if isinstance(e.code, int) else 2
+            rc = _execute(step.argv, nets)
     except Exception as e:                     # a bug in a command: keep the demo going
         rc = 1
         log.write("".join(traceback.format_exception(e)))
@@ -174,6 +193,7 @@ def run_steps(all_steps, out, quiet=False):
     from tqdm import tqdm
     bar = not quiet and sys.stderr.isatty()
     it = tqdm(all_steps, desc="nnviz demo", unit="step", disable=not bar)
+    nets = NetCache()
     for k, step in enumerate(it, 1):
         if step.argv is None:
             step.status = "skipped"
@@ -181,7 +201,7 @@ def run_steps(all_steps, out, quiet=False):
             if bar:
                 it.set_postfix_str(step.name)
             try:
-                _run_step(step, out)
+                _run_step(step, out, nets)
             except KeyboardInterrupt:
                 for rest in all_steps[k - 1:]:
                     if rest.status == "pending":
@@ -290,9 +310,9 @@ def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", a
     """Build the gallery in ``out``; returns the exit status (0, or 1 if a step failed)."""
     index = os.path.join(out, "index.html")
     if os.path.isdir(out) and os.listdir(out) and not force:
-        raise io.InputError(f"{out}: exists and is not empty (use --force to overwrite)")
+        raise InputError(f"{out}: exists and is not empty (use --force to overwrite)")
     if os.path.exists(out) and not os.path.isdir(out):
-        raise io.InputError(f"{out}: exists and is not a folder")
+        raise InputError(f"{out}: exists and is not a folder")
     common = []
     if device:
         common += ["--device", device]
@@ -309,7 +329,7 @@ def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", a
     io.save_png(texture(), style_input, force=True)
     all_steps = run_steps(steps(out, quick, common), out, quiet)
     caption = (f"style image: {STYLE_INPUT}, a procedural texture drawn by the demo "
-               f"(nnviz.demo.texture), since no paintings are bundled")
+               f"(nnviz.cli.demo.texture), since no paintings are bundled")
     text = page(all_steps, quick, time.time() - start, [(STYLE_INPUT, caption)])
     with io.atomic_path(index) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -322,3 +342,26 @@ def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", a
               file=sys.stderr)
         return 1
     return 0
+
+
+# ---------------------------------------------------------------------------------------
+# the subcommand
+# ---------------------------------------------------------------------------------------
+
+def register(sub):
+    p = add_parser(sub, "demo", "an HTML gallery of every method on the sample images", EXAMPLES,
+                   description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small images and few iterations (about 20 seconds on 2 CPU cores)")
+    p.add_argument("--out", default="nnviz-demo", help="output folder (default nnviz-demo)")
+    p.add_argument("--device", default=None, choices=backend.DEVICES,
+                   help="cpu, gpu or auto (default: $NNVIZ_DEVICE or auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("--arch", default="vgg16", choices=ARCHS, help="network (default vgg16)")
+    p.add_argument("--weights", default="default",
+                   help="'default' (the bundled VGG16 backbone), 'random', or a weight file")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    p.add_argument("--force", action="store_true", help="overwrite an existing gallery")
+    p.set_defaults(func=lambda args: run(out=args.out, quick=args.quick, device=args.device,
+                                         seed=args.seed, weights=args.weights, arch=args.arch,
+                                         quiet=args.quiet, force=args.force))

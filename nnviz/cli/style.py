@@ -1,5 +1,6 @@
 """``nnviz style``: neural style transfer (Gatys, Ecker & Bethge 2015/2016), content
-reconstruction and texture synthesis, by L-BFGS on hand-written gradients (see nnviz.style).
+reconstruction and texture synthesis, by L-BFGS on hand-written gradients (see
+nnviz.methods.style).
 
 The optimization runs with the longer side at --size; the PNG has the content's original size
 unless --keep-size or --output-size says otherwise."""
@@ -8,9 +9,10 @@ import sys
 
 import numpy
 
-from .. import style as S
-from ..io import InputError, atomic_path, load_image, resize, save_png
-from .common import add_common, load_net, say
+from ..errors import InputError
+from ..io import atomic_path, load_image, resize, save_png
+from ..methods import style as S
+from .common import Outputs, add_common, add_parser, load_net, say, stem
 
 EXAMPLES = """examples:
   nnviz style sample:astronaut starry_night.jpg --output astro_starry.png
@@ -33,8 +35,8 @@ def _layers(text):
 
 
 def register(sub):
-    p = sub.add_parser("style", help="neural style transfer, content reconstruction, texture "
-                       "synthesis (Gatys et al.)", description=__doc__, epilog=EXAMPLES)
+    p = add_parser(sub, "style", "neural style transfer, content reconstruction, texture "
+                   "synthesis (Gatys et al.)", EXAMPLES, description=__doc__)
     p.add_argument("content", metavar="CONTENT",
                    help="content image, or sample:astronaut|chelsea|coffee ('none' in texture mode)")
     p.add_argument("styles", metavar="STYLE", nargs="*", help="one or more style images")
@@ -89,71 +91,39 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _stem(path):
-    if path.startswith("sample:"):
-        return path.split(":", 1)[1]
-    return os.path.splitext(os.path.basename(path))[0] or "image"
-
-
 def run(args):
-    mode = args.mode
-    if args.size < 16:
-        raise InputError(f"--size must be at least 16, got {args.size}")
-    if args.iters < 0 or args.snapshot_every < 0:
-        raise InputError("--iters and --snapshot-every must be ≥ 0")
     no_content = args.content.lower() == "none"
-    if no_content and mode != "texture":
-        raise InputError("CONTENT 'none' is only allowed with --mode texture")
-    if mode != "content" and not args.styles:
-        raise InputError(f"--mode {mode} needs at least one STYLE image")
     content = None if no_content else load_image(args.content)
-    styles = [load_image(s) for s in args.styles] if mode != "content" else []
-    blend = None
-    if args.style_weights:
-        blend = _floats(args.style_weights, "--style-weights")
-        if len(blend) != len(styles):
-            raise InputError(f"--style-weights: {len(blend)} weights for {len(styles)} style images")
-    if args.init in ("content", "noise"):
-        init = args.init
-    else:
-        init = load_image(args.init)
+    styles = [load_image(s) for s in args.styles] if args.mode != "content" else []
+    blend = None if not args.style_weights else _floats(args.style_weights, "--style-weights")
+    init = args.init if args.init in ("content", "noise") else load_image(args.init)
     scales = None if args.scales is None else [int(v) for v in _floats(args.scales, "--scales")]
 
-    inputs = [args.content, *args.styles] + ([args.init] if not isinstance(init, str) else [])
-    inputs = [i for i in inputs if not i.startswith("sample:")]
+    outputs = Outputs(args, [args.content, *args.styles, args.init])
     if args.output:
-        out_path = args.output
+        out_path = outputs.check(args.output)
     else:
-        name = "_".join([_stem(args.content)] + [_stem(s) for s in args.styles[:3]])
-        out_path = os.path.join(args.out, f"{mode if mode != 'transfer' else 'style'}_{name}.png")
-    if os.path.exists(out_path) and not args.force:
-        raise InputError(f"{out_path}: exists (use --force to overwrite)")
-    for inp in inputs:
-        if os.path.exists(out_path) and os.path.samefile(inp, out_path):
-            raise InputError(f"{out_path}: refusing to overwrite an input file")
+        name = "_".join([stem(args.content)] + [stem(s) for s in args.styles[:3]])
+        out_path = outputs.path(f"{'style' if args.mode == 'transfer' else args.mode}_{name}.png")
+    base = os.path.splitext(out_path)[0]
+    csv_path = outputs.check(args.loss_csv or base + "_loss.csv")
 
     net = load_net(args, include_top=False, pooling=args.pooling)
-    say(args, f"{net.arch} ({args.pooling} pooling) on {net.device}; {mode} at {args.size} px, "
-              f"{args.iters} iterations per scale")
-    if content is not None:
-        final_hw = content.shape[:2]
-    else:
-        final_hw = styles[0].shape[:2]
+    say(args, f"{net.arch} ({args.pooling} pooling) on {net.device}; {args.mode} at {args.size} "
+              f"px, {args.iters} iterations per scale")
+    final_hw = (content if content is not None else styles[0] if styles else None)
 
     def finish(image):
-        if args.keep_size:
+        if args.keep_size or final_hw is None:
             return image
         if args.output_size:
             return resize(image, args.output_size)
-        return resize(image, tuple(final_hw))
-
-    base, ext = os.path.splitext(out_path)
+        return resize(image, tuple(final_hw.shape[:2]))
 
     def on_iteration(info):
         if "image" in info:
-            path = save_png(finish(info["image"]), f"{base}_iter{info['iteration']:04d}.png",
-                            force=True, inputs=inputs)
-            say(args, f"snapshot {path}")
+            path = outputs.check(f"{base}_iter{info['iteration']:04d}.png")
+            say(args, f"snapshot {save_png(finish(info['image']), path)}")
 
     result = S.transfer(
         net, content, styles, style_blend_weights=blend,
@@ -161,12 +131,12 @@ def run(args):
         content_weight=args.content_weight, style_weight=args.style_weight,
         tv_weight=args.tv_weight, init=init, image_size=args.size, style_scale=args.style_scale,
         original_colors=args.original_colors, max_iter=args.iters,
-        snapshot_every=args.snapshot_every, seed=args.seed, callback=on_iteration, mode=mode,
-        style_statistic=args.statistic, palette=args.palette, scales=scales,
+        snapshot_every=args.snapshot_every, seed=args.seed, callback=on_iteration,
+        mode=args.mode, style_statistic=args.statistic, palette=args.palette, scales=scales,
         dtype=numpy.float64 if args.float64 else numpy.float32,
         print_every=0 if args.quiet else args.print_every)
-    path = save_png(finish(result.image), out_path, force=args.force, inputs=inputs)
-    write_loss_csv(result.history, args.loss_csv or os.path.splitext(out_path)[0] + "_loss.csv")
+    path = save_png(finish(result.image), out_path)
+    write_loss_csv(result.history, csv_path)
     n = len(result.history)
     per_iter = (sum(h["seconds"] for h in result.history) / n) if n else 0.0
     if result.status != "done":

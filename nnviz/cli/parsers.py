@@ -1,0 +1,39 @@
+"""The parsers of the method subcommands (everything but ``demo`` and ``batch``, which run
+them): one place that the ``nnviz`` command, the demo and the batch runner build them from."""
+import argparse
+
+from ..errors import InputError
+from . import attribution, info, optimize, style, weights
+
+FAMILIES = (info, weights, attribution, optimize, style)
+
+
+def add_methods(sub):
+    """Register every method subcommand on the subparsers ``sub``."""
+    for family in FAMILIES:
+        family.register(sub)
+
+
+def method_parsers():
+    """``{name: parser}`` of every method subcommand."""
+    root = argparse.ArgumentParser(prog="nnviz")
+    sub = root.add_subparsers(dest="command")
+    add_methods(sub)
+    return dict(sub.choices)
+
+
+def parse(argv):
+    """Parse ``argv`` (``[subcommand, options...]``) with that subcommand's parser; a usage
+    error raises :class:`InputError` instead of exiting."""
+    parsers = method_parsers()
+    if not argv or argv[0] not in parsers:
+        raise InputError(f"unknown method {argv[0] if argv else ''!r}: expected one of "
+                         f"{', '.join(parsers)}")
+    parser = parsers[argv[0]]
+
+    def error(message):
+        raise InputError(f"{parser.prog}: {message}")
+    parser.error = error
+    args = parser.parse_args(argv[1:])
+    args.command = argv[0]
+    return args

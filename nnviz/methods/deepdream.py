@@ -1,0 +1,181 @@
+"""DeepDream (Mordvintsev, Olah & Tyka 2015, "Inceptionism: Going Deeper into Neural
+Networks"; TensorFlow's DeepDream tutorial): gradient ascent on the mean activation of layers,
+octaves carrying the detail, tiled gradients with a random roll, so that any image size runs
+in memory bounded by the tile.
+"""
+import math
+import time
+
+import numpy
+
+from .. import backend
+from ..backend import get_array_module
+from ..functional import resize_bilinear
+from ..models import out_size, reach
+from .optimize import Result, pixel_bounds, pixel_unit, progress_bar, save_snapshot
+
+
+def dream_objective(net, x, layers, reduce="mean"):
+    """DeepDream's objective (TF tutorial: ``sum of reduce_mean(activation)`` over layers):
+    ``Σ_l mean(act_l)`` (``reduce="sum"``: ``Σ_l Σ act_l``) over the whole batch; returns
+    ``(value, gradient)``, value a float."""
+    layers = _check_layers(net, layers)
+    xp = get_array_module(x)
+    deepest = max(layers, key=net.layer_names.index)
+    net.forward(x, until=deepest)
+    value, seeds = 0.0, {}
+    for name in layers:
+        act = net.activations[name]
+        w = 1.0 / act.size if reduce == "mean" else 1.0
+        value += float(act.sum()) * w
+        seeds[name] = xp.full_like(act, w)
+    return value, net.backward(seeds)
+
+
+def _check_layers(net, layers):
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    if not layers:
+        raise ValueError("dream: give at least one layer")
+    for name in layers:
+        net.check_layer(name)
+        if name in ("flatten",) or name.startswith("fc") or name.startswith("relu") and \
+                name[4:].isdigit():
+            raise ValueError(f"dream: layer {name!r} is not convolutional; use a conv, relu "
+                             f"or pool layer up to pool5")
+    return layers
+
+
+# -- tiles: gradients of a big image with memory bounded by the tile --------------------------
+
+
+def tile_plan(net, layers, shape, tile_size):
+    """Tiles of an image of ``shape`` (N, C, H, W): a list of ((y0, y1), (x0, x1)) *cores*
+    that partition the image, and the halo around them.
+
+    The net processes each core with a halo of ``max(left, right)`` reach of the deepest layer
+    (rounded up to the stride S), so that every activation whose position lies in the core is
+    computed exactly as on the whole image (cores and halos start at multiples of S, so the
+    pooling grids line up; at the image's borders the tile stops there, as the image does).
+    ``tile_size`` bounds the processed tile: core = tile_size − 2·halo, rounded down to S.
+    """
+    deepest = max(layers, key=net.layer_names.index)
+    stride, left, right = reach(net, deepest)
+    halo = -(-max(left, right) // stride) * stride
+    core = (tile_size - 2 * halo) // stride * stride
+    if core <= 0:
+        raise ValueError(f"tile_size {tile_size} is too small for layer {deepest!r}: its "
+                         f"receptive field needs a halo of {halo} px on each side; use a "
+                         f"tile_size above {2 * halo + stride}")
+    h, w = shape[2:]
+
+    def cuts(n):
+        if n <= tile_size:
+            return [(0, n)]
+        return [(a, min(a + core, n)) for a in range(0, n, core)]
+    return [(r, c) for r in cuts(h) for c in cuts(w)], halo
+
+
+def tiled_dream_gradient(net, x, layers, tile_size=512, reduce="mean"):
+    """:func:`dream_objective` computed tile by tile: same value and gradient (to rounding),
+    memory bounded by ``tile_size`` (see :func:`tile_plan`).
+
+    What we do about the *mean*: each tile contributes the sum of the activations in its core
+    divided by the count of the *whole* image's activations of that layer, so the tiles add up
+    to exactly the whole image's mean (TF's tutorial instead takes each tile's own mean, which
+    weighs tiles by 1/their size; for equal tiles the two differ by a constant factor, which the
+    gradient normalization removes).
+    """
+    layers = _check_layers(net, layers)
+    xp = get_array_module(x)
+    n, _, h, w = x.shape
+    plan, halo = tile_plan(net, layers, x.shape, tile_size)
+    deepest = max(layers, key=net.layer_names.index)
+    counts = {}                   # layer -> the whole image's activation count
+    grad = xp.zeros_like(x)
+    value = 0.0
+    for (y0, y1), (x0, x1) in plan:
+        a0, b0 = max(0, y0 - halo), max(0, x0 - halo)
+        a1, b1 = min(h, y1 + halo), min(w, x1 + halo)
+        net.forward(x[:, :, a0:a1, b0:b1], until=deepest)
+        seeds = {}
+        for name in layers:
+            act = net.activations[name]
+            stride = reach(net, name)[0]
+            r0, c0 = (y0 - a0) // stride, (x0 - b0) // stride
+            r1 = act.shape[2] if y1 == h else (y1 - a0) // stride
+            c1 = act.shape[3] if x1 == w else (x1 - b0) // stride
+            if name not in counts:
+                counts[name] = n * act.shape[1] * math.prod(out_size(net, name, h, w))
+            wgt = 1.0 / counts[name] if reduce == "mean" else 1.0
+            seed = xp.zeros_like(act)
+            seed[:, :, r0:r1, c0:c1] = wgt
+            value += float(act[:, :, r0:r1, c0:c1].sum()) * wgt
+            seeds[name] = seed
+        grad[:, :, a0:a1, b0:b1] += net.backward(seeds)
+    net.activations.clear()
+    return value, grad
+
+
+def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_per_octave=10,
+          step_size=0.01, tile_size=512, roll=True, grad_norm="std", seed=None,
+          snapshot_every=None, snapshot_path=None, callback=None, progress=True):
+    """DeepDream (Mordvintsev et al. 2015) on ``image`` (preprocessed (N, 3, H, W)): gradient
+    ascent on :func:`dream_objective` of ``layers``, in ``octaves`` scales ``octave_scale``
+    apart, smallest first; the detail (result − the octave's base) is upsampled and carried to
+    the next octave (the original notebook). Each step: roll the image by a random shift
+    (``roll``; TF's tutorial), the tiled gradient (:func:`tiled_dream_gradient`; memory bounded
+    by ``tile_size``), roll back, normalize by its std (``"std"``, TF) or mean |g|
+    (``"mean_abs"``, the notebook), step ``step_size`` half-ranges (TF's units: images in
+    [-1, 1]), clip to the pixel range. Returns a :class:`~nnviz.methods.optimize.Result`."""
+    layers = _check_layers(net, layers)
+    image = backend.to_device(image, net.device)
+    xp = get_array_module(image)
+    rng = numpy.random.default_rng(seed)
+    lo, hi = pixel_bounds(net, image.dtype)
+    step_px = step_size * 127.5 * pixel_unit(net)
+    h, w = image.shape[2:]
+    sizes = [(max(1, round(h / octave_scale ** k)), max(1, round(w / octave_scale ** k)))
+             for k in reversed(range(octaves))]
+    history = []
+    start = time.perf_counter()
+
+    def result(x, status="done", message=None, stopped=None):
+        return Result(x, history, images=net.deprocess(x), status=status, message=message,
+                      stopped=[stopped], loss=history[-1]["objective"] if history else None,
+                      seconds=time.perf_counter() - start)
+    bar = progress_bar(octaves * steps_per_octave, "dream", progress)
+    detail = None
+    step = 0
+    for octave, (oh, ow) in enumerate(sizes):
+        base = resize_bilinear(image, oh, ow)
+        detail = xp.zeros_like(base) if detail is None else resize_bilinear(detail, oh, ow)
+        x = base + detail
+        for _ in range(steps_per_octave):
+            shift = (int(rng.integers(0, oh)), int(rng.integers(0, ow))) if roll else (0, 0)
+            value, g = tiled_dream_gradient(net, xp.roll(x, shift, axis=(2, 3)), layers, tile_size)
+            g = xp.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
+            if grad_norm == "std":
+                scale = float(g.std())
+            elif grad_norm == "mean_abs":
+                scale = float(xp.abs(g).mean())
+            else:
+                raise ValueError(f"grad_norm must be 'std' or 'mean_abs', got {grad_norm!r}")
+            history.append({"step": step, "octave": octave, "objective": value,
+                            "size": (oh, ow)})
+            bad = None if math.isfinite(value) else "the objective is not finite"
+            if bad is None and not (math.isfinite(scale) and scale > 0):
+                bad = f"normalization: the gradient's {grad_norm} is {scale:g}"
+            if bad:
+                bar.close()
+                return result(x, "stopped", f"stopped at step {step} (octave {octave}): {bad}; "
+                              f"kept the last finite image", step)
+            x = xp.minimum(xp.maximum(x + (step_px / scale) * g, lo), hi)
+            step += 1
+            if snapshot_every and snapshot_path and step % snapshot_every == 0:
+                save_snapshot(net, x, snapshot_path, step)
+            if callback is not None:
+                callback(step, x, history[-1])
+            bar.update(1)
+        detail = x - base
+    bar.close()
+    return result(x)

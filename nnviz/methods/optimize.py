@@ -1,0 +1,321 @@
+"""The priors of Mahendran & Vedaldi 2015, "Understanding Deep Image Representations by
+Inverting Them", eq. (3) (α-norm) and eq. (5) (total variation with exponent β), Simonyan et
+al. 2013's L2 decay and Yosinski et al. 2015's blur and clipping; the optimization loop shared
+by the methods that make images (activation maximization, class models, DeepDream,
+inversion; Gatys style transfer has its own L-BFGS driver), and :class:`Result`, the one type
+they all return. The gradient is normalized by its RMS as in keras-vis / Keras' "How
+convolutional neural networks see the world".
+
+Every value comes with its hand-written gradient (no autograd). Images ``x: (N, 3, H, W)``
+live in the net's preprocessed space (:meth:`Net.preprocess`); values are per image, ``(N,)``,
+and gradients are those of the sum over the batch, shaped as ``x``. Regularizers see ``x``
+divided by ``scale`` (the functions' argument; the loop passes half the pixel range, so that
+images lie in about [-1, 1] whatever the preprocessing).
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy
+
+from .. import io, render
+from ..backend import get_array_module, to_numpy
+
+# -- regularizers ---------------------------------------------------------------------------
+
+
+def lp_norm(x, p=6.0, scale=1.0):
+    """Mahendran & Vedaldi's α-norm ``‖x/s‖_p^p`` normalized by the image size D = C·H·W:
+    ``value[n] = Σ |x[n]/s|^p / D``; gradient ``p |x/s|^(p-1) sign(x) / (s D)``."""
+    xp = get_array_module(x)
+    d = x[0].size
+    a = xp.abs(x / scale)
+    value = (a ** p).reshape(len(x), -1).sum(axis=1) / d
+    grad = p * a ** (p - 1) * xp.sign(x) / (scale * d)
+    return value, grad
+
+
+def total_variation(x, beta=2.0, scale=1.0):
+    """Total variation with exponent β (Mahendran & Vedaldi eq. 5; keras-vis), per channel,
+    normalized by the image size D = C·H·W::
+
+        TV_β = Σ_{c, i<H-1, j<W-1} ((x[i+1,j] − x[i,j])² + (x[i,j+1] − x[i,j])²)^(β/2) / D
+
+    on ``x/s``. For β < 2 the gradient is infinite where both differences vanish (0 · ∞ gives
+    NaN; :func:`maximize` reports it as the ``tv`` term)."""
+    xp = get_array_module(x)
+    d = x[0].size
+    z = x / scale
+    a = z[:, :, 1:, :-1] - z[:, :, :-1, :-1]     # down differences
+    b = z[:, :, :-1, 1:] - z[:, :, :-1, :-1]     # right differences
+    s = a * a + b * b
+    value = (s ** (beta / 2)).reshape(len(x), -1).sum(axis=1) / d
+    g = beta * s ** (beta / 2 - 1) / (scale * d)  # d s^(β/2) / d a = β s^(β/2-1) a
+    ga, gb = g * a, g * b
+    grad = xp.zeros_like(x)
+    grad[:, :, 1:, :-1] += ga
+    grad[:, :, :-1, 1:] += gb
+    grad[:, :, :-1, :-1] -= ga + gb
+    return value, grad
+
+
+def l2_decay(x, scale=1.0):
+    """Simonyan's ``‖x/s‖²₂`` per image (not normalized by size, as in the paper)."""
+    z = x / scale
+    return (z * z).reshape(len(x), -1).sum(axis=1), 2 * z / scale
+
+
+# -- image operations (xp) -----------------------------------------------------------------
+
+
+def gaussian_blur(x, sigma):
+    """Separable Gaussian blur of each channel of ``x: (N, C, H, W)`` (edges replicated), on
+    the array's device (Yosinski et al.'s periodic blur)."""
+    xp = get_array_module(x)
+    r = max(1, int(math.ceil(3 * sigma)))
+    k = numpy.exp(-0.5 * (numpy.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).tolist()
+    h, w = x.shape[2:]
+    p = xp.pad(x, ((0, 0), (0, 0), (r, r), (0, 0)), mode="edge")
+    y = sum(k[i] * p[:, :, i:i + h] for i in range(2 * r + 1))
+    p = xp.pad(y, ((0, 0), (0, 0), (0, 0), (r, r)), mode="edge")
+    return sum(k[i] * p[:, :, :, i:i + w] for i in range(2 * r + 1)).astype(x.dtype, copy=False)
+
+
+def clip_small_norm(x, percentile):
+    """Yosinski et al.: set to 0 (the mean colour) the pixels whose norm over channels is below
+    the ``percentile``-th percentile of the image."""
+    xp = get_array_module(x)
+    norm = xp.sqrt((x * x).sum(axis=1))                          # (N, H, W)
+    thresh = xp.percentile(norm.reshape(len(x), -1), percentile, axis=1)
+    return x * (norm >= thresh[:, None, None])[:, None]
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What every optimization method returns (maximize, class_model, filters, dream, invert,
+    style transfer).
+
+    ``x``: the optimized batch, preprocessed, on the net's device (``net.deprocess(x)`` shows
+    it); ``history``: one dict per step (``step`` or ``iteration``, ``loss`` and each term's
+    value: a float for one image, a list for several); ``images``: the pictures, RGB uint8
+    ``(N, H, W, 3)``; ``labels``: a caption per image (filters); ``status``: ``"done"``,
+    ``"stopped"`` (an image's step would have been non-finite), ``"interrupted"``, ``"line
+    search failed"`` or ``"non-finite"``; ``message``: why it stopped early (None when it did
+    not); ``stopped``: per image, the step it stopped at, or None; ``loss``: the final (style:
+    the best) loss; ``seconds``: the time it took."""
+
+    x: object
+    history: list
+    images: object = None
+    labels: list = None
+    status: str = "done"
+    message: str = None
+    stopped: list = None
+    loss: object = None
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self):
+        return self.status == "done"
+
+    @property
+    def image(self):
+        """The first picture, RGB uint8 ``(H, W, 3)``."""
+        return self.images[0]
+
+
+def pixel_unit(net):
+    """One pixel level (of 0..255) in the net's preprocessed space."""
+    return 1.0 if net.preprocessing == "caffe" else 1.0 / (255.0 * 0.226)
+
+
+def pixel_bounds(net, dtype):
+    """(lo, hi): the preprocessed values of pixel levels 0 and 255, shaped (1, 3, 1, 1)."""
+    lo = net.preprocess(numpy.zeros((1, 1, 3), numpy.float32)).astype(dtype)
+    hi = net.preprocess(numpy.full((1, 1, 3), 255, numpy.float32)).astype(dtype)
+    return lo, hi
+
+
+def noise(net, n, size, seed=None, dtype=numpy.float32, amplitude=10.0):
+    """Grey images with uniform noise of ± ``amplitude`` levels (Keras' blog: 128 + noise),
+    preprocessed: (n, 3, h, w)."""
+    h, w = (size, size) if numpy.isscalar(size) else size
+    rng = numpy.random.default_rng(seed)
+    img = 128.0 + rng.uniform(-amplitude, amplitude, (n, h, w, 3))
+    return net.preprocess(img).astype(dtype)
+
+
+class Optimizer:
+    """Descent steps ``x − lr · update(g)``: ``sgd``, ``rmsprop`` (ρ=0.9, as Keras) or ``adam``
+    (β=(0.9, 0.999), bias-corrected), elementwise, on the arrays' device."""
+
+    KINDS = ("adam", "rmsprop", "sgd")
+
+    def __init__(self, kind, lr):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown optimizer {kind!r}: expected one of {', '.join(self.KINDS)}")
+        self.kind, self.lr, self.t, self.m, self.v = kind, lr, 0, None, None
+
+    def step(self, x, g):
+        xp = get_array_module(x)
+        self.t += 1
+        if self.kind == "sgd":
+            return x - self.lr * g
+        if self.v is None:
+            self.m, self.v = xp.zeros_like(g), xp.zeros_like(g)
+        if self.kind == "rmsprop":
+            self.v = 0.9 * self.v + 0.1 * g * g
+            return x - self.lr * g / (xp.sqrt(self.v) + 1e-7)
+        self.m = 0.9 * self.m + 0.1 * g
+        self.v = 0.999 * self.v + 0.001 * g * g
+        mh, vh = self.m / (1 - 0.9 ** self.t), self.v / (1 - 0.999 ** self.t)
+        return x - self.lr * mh / (xp.sqrt(vh) + 1e-8)
+
+
+def progress_bar(total, desc, progress):
+    """tqdm on a terminal, nothing otherwise (or when ``progress`` is False)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, disable=not (progress and sys.stderr.isatty()),
+                leave=False)
+
+
+def save_snapshot(net, x, path, step):
+    """Write the images of ``x`` (a grid for several) to ``path(step)`` (a function) or
+    ``path.format(step=step)`` (a format string)."""
+    imgs = net.deprocess(x)
+    io.save_png(imgs[0] if len(imgs) == 1 else render.grid(list(imgs)),
+                path(step) if callable(path) else path.format(step=step))
+
+
+def _per_image_finite(xp, v, g):
+    fv = numpy.isfinite(to_numpy(v).astype(numpy.float64))
+    fg = to_numpy(xp.isfinite(g).reshape(len(g), -1).all(axis=1))
+    return fv & fg
+
+
+def _record(v):
+    v = to_numpy(v).astype(numpy.float64)
+    return float(v[0]) if len(v) == 1 else [float(a) for a in v]
+
+
+def _evaluate(terms, x, shift, n):
+    """Every term at ``x`` (jittered terms at ``x`` rolled by ``shift``): the history row, the
+    total loss (N,), the weighted gradient, why each image is not finite (or None), and which
+    images' objective gradient is non-zero."""
+    xp = get_array_module(x)
+    xj = xp.roll(x, shift, axis=(2, 3)) if any(shift) else x
+    grad, loss, why, row = xp.zeros_like(x), numpy.zeros(n), [None] * n, {}
+    moved = numpy.zeros(n, bool)
+    for name, weight, fn, jittered in terms:
+        with numpy.errstate(all="ignore"):      # non-finite values are reported below
+            v, g = fn(xj if jittered else x)
+        if jittered and any(shift):
+            g = xp.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
+        for k in numpy.flatnonzero(~_per_image_finite(xp, v, g)):
+            why[k] = why[k] or f"the {name} term is not finite"
+        if name == "objective":
+            moved = to_numpy(xp.abs(g).reshape(n, -1).max(axis=1) > 0)
+        row[name] = _record(v)
+        loss += weight * to_numpy(v).astype(numpy.float64)
+        grad = grad + weight * g
+    row["loss"] = _record(loss)
+    return row, grad, why, moved
+
+
+def _rms_scale(grad, why, grad_norm):
+    """Per image, what the gradient is divided by (its RMS, or 1); notes images whose RMS is
+    not a positive finite number in ``why``."""
+    n = len(grad)
+    if grad_norm is None:
+        return numpy.ones(n)
+    if grad_norm != "rms":
+        raise ValueError(f"grad_norm must be 'rms' or None, got {grad_norm!r}")
+    xp = get_array_module(grad)
+    scale = to_numpy(xp.sqrt((grad * grad).reshape(n, -1).mean(axis=1))).astype(numpy.float64)
+    for k in numpy.flatnonzero(~(numpy.isfinite(scale) & (scale > 0))):
+        why[k] = why[k] or (f"normalization: the gradient's RMS is {scale[k]:g}, nothing to "
+                            f"normalize (a dead target at this image?)")
+    return scale
+
+
+def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0,
+        blur_every=None, blur_sigma=0.5, clip_small=None, clip_range=True, seed=None,
+        snapshot_every=None, snapshot_path=None, callback=None, progress=True, desc="optimize"):
+    """Minimize ``Σ weight · value`` of ``terms`` over the images ``x: (N, 3, H, W)``.
+
+    ``terms``: ``(name, weight, fn, jittered)`` with ``fn(x) -> (values (N,), grad)``; jittered
+    terms (the net's) see the image rolled by a random shift of at most ``jitter`` pixels and
+    their gradient is rolled back. ``grad_norm="rms"`` divides each image's gradient by its
+    RMS (Keras' recipe). ``lr`` is in pixel levels (0..255). Each step checks every term and
+    the normalization for non-finite values; an image whose step would be non-finite stops
+    there (its last finite state is kept) with a message naming the term; the loop ends when
+    every image has stopped. Returns a :class:`Result`; its history's last entry is the value
+    after the last step.
+    """
+    xp = get_array_module(x)
+    rng = numpy.random.default_rng(seed)
+    n = len(x)
+    start = time.perf_counter()
+    opt = Optimizer(optimizer, lr * pixel_unit(net))
+    lo, hi = pixel_bounds(net, x.dtype)
+    active = numpy.ones(n, bool)
+    moved = numpy.zeros(n, bool)        # has the objective's gradient ever been non-zero?
+    history, notes, stopped = [], [None] * n, [None] * n
+    bar = progress_bar(steps, desc, progress)
+    for step in range(steps + 1):
+        shift = tuple(int(s) for s in rng.integers(-jitter, jitter + 1, 2)) if jitter else (0, 0)
+        row, grad, why, objective_moved = _evaluate(terms, x, shift, n)
+        moved |= objective_moved
+        history.append(dict(step=step, **row))
+        if step == steps:
+            break
+        scale = _rms_scale(grad, why, grad_norm)
+        for k in numpy.flatnonzero(active & numpy.array([w is not None for w in why])):
+            active[k], stopped[k] = False, step
+            notes[k] = f"image {k} stopped at step {step}: {why[k]}; kept its last finite state"
+        if not active.any():
+            break
+        scale = numpy.where(active & numpy.isfinite(scale) & (scale > 0), scale, 1.0)
+        on = xp.asarray(active.reshape(n, 1, 1, 1))
+        grad = xp.where(on, grad / xp.asarray(scale.reshape(n, 1, 1, 1), dtype=x.dtype), 0)
+        new = opt.step(x, grad)
+        if blur_every and (step + 1) % blur_every == 0:
+            new = gaussian_blur(new, blur_sigma)
+        if clip_small:
+            new = clip_small_norm(new, clip_small)
+        if clip_range:
+            new = xp.minimum(xp.maximum(new, lo), hi)
+        x = xp.where(on, new, x).astype(x.dtype, copy=False)
+        if snapshot_every and snapshot_path and (step + 1) % snapshot_every == 0:
+            save_snapshot(net, x, snapshot_path, step + 1)
+        if callback is not None:
+            callback(step, x, history[-1])
+        bar.update(1)
+    bar.close()
+    for k in numpy.flatnonzero(~moved):
+        notes[k] = notes[k] or (f"image {k}: the objective's gradient stayed 0 (a dead target "
+                                f"at this image; only the regularizers moved it)")
+    msgs = [m for m in notes if m]
+    return Result(x, history, images=net.deprocess(x), status="stopped" if any(
+        s is not None for s in stopped) else "done", message="; ".join(msgs) if msgs else None,
+        stopped=stopped, loss=history[-1]["loss"], seconds=time.perf_counter() - start)
+
+
+def regularizer_terms(net, lp=None, tv=None, l2=None):
+    """Loss terms for :func:`run`: ``lp=(p, weight)``, ``tv=(beta, weight)``, ``l2=weight``,
+    on images in units of half the pixel range."""
+    s = 127.5 * pixel_unit(net)
+    terms = []
+    if lp is not None and lp[1]:
+        terms.append(("lp", lp[1], lambda x, p=lp[0]: lp_norm(x, p, s), False))
+    if tv is not None and tv[1]:
+        terms.append(("tv", tv[1], lambda x, b=tv[0]: total_variation(x, b, s), False))
+    if l2:
+        terms.append(("l2", l2, lambda x: l2_decay(x, s), False))
+    return terms
