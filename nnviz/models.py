@@ -300,16 +300,26 @@ def _layer(kind, options):
     return Linear(**options)
 
 
+def init_layer(layer, seed=None):
+    """Draw a convolution's or linear layer's parameters as the VGG builders do: He-normal
+    weights (std sqrt(2 / fan_in)), biases uniform in [-0.05, 0.05], float32 on the host.
+    ``seed``: anything ``numpy.random.default_rng`` takes (a Generator is used as is). New
+    arrays are assigned: arrays shared with another net are never written. Returns ``layer``."""
+    rng = numpy.random.default_rng(seed)
+    # He-normal weights keep activations O(1) through the depth; small random biases
+    fan_in = math.prod(layer.weight.shape[1:])
+    layer.weight = (rng.standard_normal(layer.weight.shape, dtype=numpy.float32)
+                    * numpy.float32(numpy.sqrt(2.0 / fan_in)))
+    layer.bias = rng.uniform(-0.05, 0.05, layer.bias.shape).astype(numpy.float32)
+    return layer
+
+
 def _vgg(arch, include_top, pooling, seed):
     rng = numpy.random.default_rng(seed)
     layers = [(name, _layer(kind, o)) for name, kind, o in vgg.layout(arch, include_top, pooling)]
     for _, layer in layers:
         if hasattr(layer, "weight"):
-            # He-normal weights keep activations O(1) through the depth; small random biases
-            fan_in = math.prod(layer.weight.shape[1:])
-            layer.weight = (rng.standard_normal(layer.weight.shape, dtype=numpy.float32)
-                            * numpy.float32(numpy.sqrt(2.0 / fan_in)))
-            layer.bias = rng.uniform(-0.05, 0.05, layer.bias.shape).astype(numpy.float32)
+            init_layer(layer, rng)
             layer.requires_grad = False
     return layers
 
