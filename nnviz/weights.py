@@ -25,10 +25,13 @@ importable, else a restricted unpickler that knows only the few names a state di
 import collections
 import glob
 import importlib.util
+import io
+import math
 import os
 import pickle
 import re
 import zipfile
+import zlib
 
 import numpy
 
@@ -147,19 +150,88 @@ def _read_own(f, name):
                             license=str(f.attrs.get("license", UNKNOWN_LICENSE)))
 
 
+MAX_HDF5_DEPTH, MAX_HDF5_OBJECTS = 32, 100_000
+
+
+def check_hdf5(f, name):
+    """Refuse an HDF5 file that would make the library read outside it: links to other files,
+    datasets with external storage, virtual datasets (which map other files). Walks every link
+    without following it first; soft links stay inside the file and are checked where they
+    point."""
+    import h5py
+    seen = [0]
+
+    def walk(group, prefix, depth):
+        if depth > MAX_HDF5_DEPTH:
+            raise InputError(f"{name}: refused: groups nested deeper than {MAX_HDF5_DEPTH}")
+        for key in group:
+            seen[0] += 1
+            if seen[0] > MAX_HDF5_OBJECTS:
+                raise InputError(f"{name}: refused: more than {MAX_HDF5_OBJECTS} objects")
+            path = f"{prefix}/{key}"
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise InputError(f"{name}: refused: {path} is a link to another file "
+                                 f"({link.filename}); nnviz reads only what is inside the file")
+            if isinstance(link, h5py.SoftLink):
+                continue
+            obj = group.get(key)
+            if isinstance(obj, h5py.Dataset):
+                if obj.external:
+                    raise InputError(f"{name}: refused: dataset {path} is stored in other files "
+                                     f"({obj.external[0][0]}); nnviz reads only what is inside "
+                                     f"the file")
+                if obj.is_virtual:
+                    raise InputError(f"{name}: refused: dataset {path} is virtual (it maps other "
+                                     f"files); nnviz reads only what is inside the file")
+            elif isinstance(obj, h5py.Group):
+                walk(obj, path, depth + 1)
+    walk(f, "", 0)
+
+
+def _lambda_notes(config_json, name):
+    """Notes for the Lambda layers a Keras model config names (their code is never run; nnviz
+    reads weights only): a list of one-line strings."""
+    import json
+    try:
+        config = json.loads(config_json)
+    except (TypeError, ValueError):
+        return []
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                cfg = node.get("config") if isinstance(node.get("config"), dict) else {}
+                found.append(str(cfg.get("name", "?")))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(config)
+    return [f"{name}: the Lambda layer {n!r} was ignored (its code is never run; nnviz reads "
+            f"only the weights of the convolutions and dense layers)" for n in found]
+
+
 def _read_hdf5(path, name):
     import h5py
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5(f, name)
             if "arch" in f.attrs and "preprocess" in f.attrs:
                 return _read_own(f, name)
             if "model_weights" in f or "layer_names" in f.attrs:
-                return _read_keras_legacy(f, name)
+                convs, fcs, meta = _read_keras_legacy(f, name)
+                meta["notes"] = _lambda_notes(f.attrs.get("model_config"), name)
+                return convs, fcs, meta
             if "layers" in f or "vars" in f or "fuse" in f:
                 return _read_keras3(f, name)
             raise InputError(f"{name}: an HDF5 file, but not one of Keras (legacy .h5 or "
                              f".weights.h5) or nnviz; top-level entries: {', '.join(list(f)[:8])}")
-    except (OSError, KeyError) as e:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        if isinstance(e, InputError):
+            raise
         raise InputError(f"{name}: not a readable HDF5 weight file (truncated or damaged?): "
                          f"{e}") from None
 
@@ -173,16 +245,23 @@ def _keras_archive(path):
 
 
 def _read_keras_archive(path, name):
-    """A Keras 3 ``.keras`` file: a zip holding ``model.weights.h5`` (read, never its config)."""
+    """A Keras 3 ``.keras`` file: a zip holding ``model.weights.h5`` (read, never run) and
+    ``config.json`` (read only to say which Lambda layers were ignored)."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         try:
             with zipfile.ZipFile(path) as z:
-                inner = z.extract("model.weights.h5", tmp)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+                weights_h5 = _read_record(z, "model.weights.h5", name, limit=MAX_TENSOR_BYTES)
+                config = (_read_record(z, "config.json", name, limit=MAX_PICKLE_BYTES)
+                          if "config.json" in z.namelist() else b"")
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
             raise InputError(f"{name}: not a readable .keras file: {e}") from None
+        inner = os.path.join(tmp, "model.weights.h5")
+        with open(inner, "wb") as fh:
+            fh.write(weights_h5)
         convs, fcs, meta = _read_hdf5(inner, name)
     meta["what"] = "Keras 3 .keras"
+    meta["notes"] = meta.get("notes", []) + _lambda_notes(config.decode("utf-8", "replace"), name)
     return convs, fcs, meta
 
 
@@ -195,6 +274,9 @@ def _read_state_dict_file(path, name, loader):
                          f"(save with torch.save(model.state_dict(), path))")
     arrays = collections.OrderedDict()
     for key, value in sd.items():
+        if not isinstance(value, numpy.ndarray):
+            raise InputError(f"{name}: entry {str(key)!r} holds a {type(value).__name__}, not a "
+                             f"tensor (a state dict maps names to tensors)")
         key = str(key)
         key = key[len("module."):] if key.startswith("module.") else key
         if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
@@ -265,8 +347,21 @@ def _assemble(convs, fcs, arch, name):
                 got = tuple(a.shape) if p == "bias" else f"{tuple(a.shape)} (stored as {stored})"
                 raise InputError(f"{name}: layer {layer!r} ({label}): {p} of shape {got}, "
                                  f"expected {want}")
-            params[f"{layer}/{p}"] = numpy.ascontiguousarray(a, dtype=numpy.float32)
+            params[f"{layer}/{p}"] = finite(numpy.ascontiguousarray(a, dtype=numpy.float32)
+                                            if a.dtype.kind in "fiu" else a, name, layer, p)
     return params, arch
+
+
+def finite(a, name, layer, p):
+    """``a`` if it is a real array of finite numbers; else an InputError naming the layer."""
+    if a.dtype.kind not in "fiu":
+        raise InputError(f"{name}: layer {layer!r}: {p} has dtype {a.dtype}, not real numbers")
+    bad = ~numpy.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in numpy.argwhere(bad)[0])
+        raise InputError(f"{name}: layer {layer!r}: {p} holds {int(bad.sum())} non-finite values "
+                         f"(NaN or Inf; the first at index {where}); refused")
+    return a
 
 
 def write(dst, params, meta, force=True, inputs=()):
@@ -320,23 +415,35 @@ def read_state_dict(path, loader=None):
         "torch" if importlib.util.find_spec("torch") else "restricted")
     name = os.path.basename(os.fspath(path))
     if loader == "torch":
-        import torch
-        try:
-            sd = torch.load(path, weights_only=True, map_location="cpu")
-        except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"{name}: refused: the file holds more than tensors (loading it "
-                             f"would run code from it): {first}") from None
-        except (RuntimeError, EOFError, OSError, ValueError) as e:
-            raise InputError(f"{name}: not a readable PyTorch file: {e}") from None
-        if not isinstance(sd, dict):
-            return sd
-        return collections.OrderedDict(
-            (k, v.detach().to(torch.float32).numpy() if torch.is_tensor(v) and v.is_floating_point()
-             else (v.numpy() if torch.is_tensor(v) else v)) for k, v in sd.items())
+        return _torch_load(path, name)
     if loader == "restricted":
         return _restricted_load(path, name)
     raise ValueError(f"unknown loader {loader!r}: expected 'torch' or 'restricted'")
+
+
+def _refusal(name, what):
+    return InputError(f"{name}: refused: {what}; a state dict needs only tensors, and nnviz never "
+                      f"runs code from a file")
+
+
+def _torch_load(path, name):
+    import torch
+    try:
+        sd = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))          # torch colours its message
+        found = re.search(r"(?:Unsupported global|GLOBAL)\W+([\w.]+)", text)
+        what = (f"the file names the Python global '{found.group(1)}'" if found else
+                "the file holds more than tensors")
+        raise _refusal(name, what) from None
+    except Exception as e:    # torch raises many kinds on a damaged file; all mean "unreadable"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{name}: not a readable PyTorch file: {first}") from None
+    if not isinstance(sd, dict):
+        return sd
+    return collections.OrderedDict(
+        (k, v.detach().to(torch.float32).numpy() if torch.is_tensor(v) and v.is_floating_point()
+         else (v.numpy() if torch.is_tensor(v) else v)) for k, v in sd.items())
 
 
 _STORAGE_DTYPES = {
@@ -344,60 +451,134 @@ _STORAGE_DTYPES = {
     "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
     "ByteStorage": "u1", "BoolStorage": "?",
 }
+# Bounds of the restricted reader. torch.save stores records uncompressed; a record may
+# inflate to at most MAX_INFLATION times its compressed size (plus 1 MiB), the pickle is at
+# most MAX_PICKLE_BYTES, and all the tensors of a file together at most MAX_TENSOR_BYTES
+# (VGG19 with its top is 0.55 GB in float32).
+MAX_INFLATION = 16
+MAX_PICKLE_BYTES = 64 << 20
+MAX_TENSOR_BYTES = 4 << 30
 
 
 class _StorageType:
     def __init__(self, name):
         self.name = name
+        code = _STORAGE_DTYPES[name]
+        self.itemsize = 2 if code == "bf16" else numpy.dtype(code).itemsize
 
 
-def _rebuild_tensor(storage, offset, size, stride, *unused):
-    """``torch._utils._rebuild_tensor_v2`` with numpy: a strided view of the storage, copied."""
-    if not size:
-        return storage[offset].copy() if storage.size else storage[:0].copy()
-    item = storage.itemsize
-    view = numpy.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                              strides=tuple(s * item for s in stride))
-    return numpy.array(view)
-
-
-def _rebuild_parameter(data, *unused):
-    return data
+def _count(v):
+    """A Python int ≥ 0 (not a bool), or None."""
+    return v if type(v) is int and v >= 0 else None
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Knows only what a state dict needs; any other name in the pickle is refused."""
-
-    ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
-               ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-               ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
+    """Knows only what a state dict needs; any other name in the pickle is refused. Every
+    tensor's size, stride and offset is checked against the bytes of its storage before a view
+    is made, and every record's size against its compressed size and the bounds above."""
 
     def __init__(self, fh, archive, prefix, name):
         super().__init__(fh)
         self.archive, self.prefix, self.name = archive, prefix, name
         self.byteorder = "<"
+        self.storages = {}            # key -> (storage type name, array)
+        self.total = 0                # bytes of tensors made so far
         if f"{prefix}byteorder" in archive.namelist():
-            self.byteorder = ">" if archive.read(f"{prefix}byteorder").strip() == b"big" else "<"
+            order = _read_record(archive, f"{prefix}byteorder", name, limit=16).strip()
+            self.byteorder = ">" if order == b"big" else "<"
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return self.ALLOWED[(module, name)]
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild_tensor
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return self._rebuild_parameter
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a state dict")
+        raise _refusal(self.name, f"the file names the Python global '{module}.{name}'")
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
+                and _count(pid[4]) is not None):
+            raise InputError(f"{self.name}: not a readable PyTorch file: a storage reference "
+                             f"of an unknown form")
         _, stype, key, _location, numel = pid
-        raw = self.archive.read(f"{self.prefix}data/{key}")
+        if key in self.storages:
+            kind, storage = self.storages[key]
+            if kind != stype.name or storage.size != numel:
+                raise InputError(f"{self.name}: not a readable PyTorch file: storage {key!r} is "
+                                 f"named twice with different types or sizes")
+            return storage
+        nbytes = numel * stype.itemsize
+        raw = _read_record(self.archive, f"{self.prefix}data/{key}", self.name, limit=nbytes,
+                           exact=nbytes)
         code = _STORAGE_DTYPES[stype.name]
         if code == "bf16":   # bfloat16 is the upper half of a float32
             bits = numpy.frombuffer(raw, dtype=self.byteorder + "u2", count=numel)
-            return (bits.astype(numpy.uint32) << 16).view(numpy.float32)
-        return numpy.frombuffer(raw, dtype=numpy.dtype(code).newbyteorder(self.byteorder),
-                                count=numel)
+            storage = (bits.astype(numpy.uint32) << 16).view(numpy.float32)
+        else:
+            storage = numpy.frombuffer(raw, dtype=numpy.dtype(code).newbyteorder(self.byteorder),
+                                       count=numel)
+        self.storages[key] = (stype.name, storage)
+        return storage
+
+    def _rebuild_tensor(self, storage, offset, size, stride, *unused):
+        """``torch._utils._rebuild_tensor_v2`` with NumPy: the view ``size``/``stride`` at
+        ``offset`` of one of this file's storages, checked to lie inside it, then copied."""
+        if not any(storage is s for _, s in self.storages.values()):
+            raise InputError(f"{self.name}: not a readable PyTorch file: a tensor without a "
+                             f"storage of this file")
+        if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)
+                and all(_count(v) is not None for v in size + stride)
+                and _count(offset) is not None):
+            raise InputError(f"{self.name}: not a readable PyTorch file: a tensor of size "
+                             f"{size!r}, stride {stride!r}, offset {offset!r}")
+        numel = math.prod(size)
+        if numel and offset + sum((n - 1) * st for n, st in zip(size, stride)) >= storage.size:
+            raise InputError(f"{self.name}: refused: a tensor of size {size}, stride {stride} at "
+                             f"offset {offset} reaches beyond its storage of {storage.size} "
+                             f"elements")
+        self.total += numel * storage.itemsize
+        if self.total > MAX_TENSOR_BYTES:
+            raise InputError(f"{self.name}: refused: its tensors would take more than "
+                             f"{MAX_TENSOR_BYTES >> 30} GiB")
+        if not numel:
+            return numpy.zeros(size, storage.dtype)
+        view = numpy.lib.stride_tricks.as_strided(
+            storage[offset:], shape=size, strides=tuple(st * storage.itemsize for st in stride),
+            writeable=False)
+        return numpy.array(view)
+
+    def _rebuild_parameter(self, data, *unused):
+        if not isinstance(data, numpy.ndarray):
+            raise InputError(f"{self.name}: not a readable PyTorch file: a parameter that is "
+                             f"not a tensor")
+        return data
+
+
+def _read_record(archive, record, name, limit, exact=None):
+    """The bytes of a zip record, refusing one that is missing, larger than ``limit``, that
+    inflates more than :data:`MAX_INFLATION` times, or (``exact``) shorter than asked."""
+    try:
+        info = archive.getinfo(record)
+    except KeyError:
+        raise InputError(f"{name}: not a readable PyTorch file: no record {record!r}") from None
+    if exact is not None and info.file_size < exact:
+        raise InputError(f"{name}: not a readable PyTorch file: record {record!r} holds "
+                         f"{info.file_size} bytes, its storage needs {exact}")
+    if info.file_size > MAX_INFLATION * info.compress_size + (1 << 20):
+        raise InputError(f"{name}: refused: record {record!r} inflates from "
+                         f"{info.compress_size} to {info.file_size} bytes")
+    if min(info.file_size, limit) > MAX_TENSOR_BYTES:
+        raise InputError(f"{name}: refused: record {record!r} is larger than "
+                         f"{MAX_TENSOR_BYTES >> 30} GiB")
+    with archive.open(info) as fh:
+        data = fh.read(min(info.file_size, limit))
+    if exact is not None and len(data) < exact:
+        raise InputError(f"{name}: not a readable PyTorch file: record {record!r} is truncated")
+    return data
 
 
 def _restricted_load(path, name):
@@ -410,14 +591,20 @@ def _restricted_load(path, name):
             if len(pkl) != 1:
                 raise InputError(f"{name}: a zip file, but not one written by torch.save")
             prefix = pkl[0][:-len("data.pkl")]
-            with archive.open(pkl[0]) as fh:
-                obj = _RestrictedUnpickler(fh, archive, prefix, name).load()
+            data = _read_record(archive, pkl[0], name, limit=MAX_PICKLE_BYTES)
+            if len(data) >= MAX_PICKLE_BYTES:
+                raise InputError(f"{name}: refused: its pickle is larger than "
+                                 f"{MAX_PICKLE_BYTES >> 20} MiB")
+            return _RestrictedUnpickler(io.BytesIO(data), archive, prefix, name).load()
     except pickle.UnpicklingError as e:
-        raise InputError(f"{name}: refused: the file holds more than tensors (loading it would "
-                         f"run code from it): {e}") from None
-    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError) as e:
         raise InputError(f"{name}: not a readable PyTorch file: {e}") from None
-    return obj
+    except (zipfile.BadZipFile, KeyError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, OverflowError, RecursionError, MemoryError, NotImplementedError,
+            zlib.error, OSError) as e:
+        if isinstance(e, InputError):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{name}: not a readable PyTorch file: {first}") from None
 
 
 # -- nets and files ----------------------------------------------------------------------
@@ -435,6 +622,7 @@ def load_into(net, path, drop_top=None):
         raise InputError(f"{path}: no such weight file")
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5(f, path)
             if "arch" not in f.attrs or "preprocess" not in f.attrs:
                 raise InputError(f"{path}: not an nnviz weight file (no 'arch'/'preprocess' "
                                  f"attributes); convert it with 'nnviz weights import {path}'")
@@ -464,7 +652,8 @@ def load_into(net, path, drop_top=None):
                     raise InputError(f"{path}: layer {layer!r}: {p} of shape "
                                      f"{tuple(f[key].shape)} in the file, the net expects "
                                      f"{tuple(a.shape)}")
-                loaded[key] = numpy.asarray(f[key], dtype=numpy.float32)
+                layer, p = key.split("/")
+                loaded[key] = finite(numpy.asarray(f[key]), path, layer, p).astype(numpy.float32)
     except OSError as e:
         raise InputError(f"{path}: not a readable HDF5 weight file (truncated or damaged?): "
                          f"{e}") from None
@@ -500,12 +689,13 @@ def describe(path):
     import h5py
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5(f, path)
             if "arch" not in f.attrs or "preprocess" not in f.attrs:
                 return None
             info = {k: str(f.attrs.get(k, "")) for k in ("arch", "source", "preprocess", "license")}
             info.update(path=os.path.abspath(path), include_top="fc8" in f)
             return info
-    except OSError:
+    except (OSError, InputError):
         return None
 
 

@@ -1,6 +1,7 @@
 """``nnviz weights``: import weight files from Keras or PyTorch into nnviz's HDF5 format, and
 list the imported ones. Importing never runs code from a file."""
 import os
+import sys
 
 from .. import weights
 from ..vgg import PREPROCESSING
@@ -66,6 +67,8 @@ def register(sub):
 def run_import(args):
     meta = weights.convert(args.src, args.out, arch=args.arch, source=args.source,
                            license=args.license, preprocess=args.preprocess, force=args.force)
+    for note in meta.get("notes", []):
+        print(f"nnviz weights: note: {note}", file=sys.stderr)
     top = "with" if meta["include_top"] else "without"
     say(args, f"{args.src}: {meta['arch']} {top} fully connected layers, preprocessing "
               f"{meta['preprocess']!r}")
