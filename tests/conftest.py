@@ -5,20 +5,59 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))  # to
 
 os.environ.setdefault("KERAS_BACKEND", "torch")   # Keras 3's numpy backend would import JAX
 
-import numpy
-import pytest
+import shutil  # noqa: E402
 
-from nnviz import backend
+import numpy  # noqa: E402
+import pytest  # noqa: E402
+
+# The GPU path on machines without a GPU: a stand-in for the ``cupy`` module (tests/gpu_standin,
+# see its docstring), chosen only when the real CuPy is missing or sees no CUDA device, and only
+# where a C++ compiler can build its kernels. It must be on sys.path before nnviz.backend imports
+# CuPy. The rest of the suite keeps running on the host (NNVIZ_DEVICE=cpu unless set): only
+# tests that ask for the GPU get it. Subprocesses that should see it (Dask workers) are given
+# STANDIN on PYTHONPATH by their test.
+STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu_standin")
+
+
+def _select_cupy():
+    """``("cuda", None)``, ``("stand-in", None)`` or ``(None, why not)``."""
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            return "cuda", None
+    except Exception:      # not installed, no driver, no device
+        pass
+    if os.environ.get("NNVIZ_TEST_STANDIN", "1") == "0":
+        return None, "CuPy sees no CUDA device (and NNVIZ_TEST_STANDIN=0)"
+    if shutil.which(os.environ.get("CXX", "g++")) is None:
+        return None, "CuPy sees no CUDA device, and no C++ compiler (g++ or $CXX) builds the stand-in's kernels"
+    for name in [m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx")]:
+        del sys.modules[name]
+    sys.path.insert(0, STANDIN)
+    os.environ.setdefault("NNVIZ_DEVICE", "cpu")
+    return "stand-in", None
+
+
+GPU_KIND, _NO_GPU = _select_cupy()
+
+from nnviz import backend  # noqa: E402
+
+REAL_GPU_ONLY = ("needs a real CUDA device (the CuPy stand-in computes on the host): "
+                 "TF32 through CuPy's private API, the memory pool's real use")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_gpu: answerable only on a real CUDA device (skipped "
+                                       "on the tests' CuPy stand-in, with the reason)")
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = backend.gpu_unavailable_reason()
-    if reason is None:
-        return
-    skip = pytest.mark.skip(reason=f"GPU test: {reason}")
+    reason = _NO_GPU or backend.gpu_unavailable_reason()
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        if reason is not None and ("gpu" in item.keywords or "real_gpu" in item.keywords):
+            item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))
+        elif GPU_KIND == "stand-in" and "real_gpu" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=REAL_GPU_ONLY))
 
 
 def rel_err(a, b):

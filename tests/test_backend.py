@@ -26,7 +26,16 @@ def test_environment_sets_default(monkeypatch):
     assert backend.default_device() == ("gpu" if backend.gpu_available() else "cpu")
 
 
-@pytest.mark.skipif(backend.gpu_available(), reason="checks the error on machines without a GPU")
-def test_gpu_without_cuda_says_why():
-    with pytest.raises(RuntimeError, match="device 'gpu' asked for"):
-        backend.resolve_device("gpu")
+def test_gpu_without_cuda_says_why(monkeypatch):
+    """Without CuPy (made so here, also where a GPU or the tests' CuPy stand-in is present),
+    asking for the GPU is an error that says why, and ``auto`` is the host."""
+    monkeypatch.setattr(backend, "cupy", None)
+    backend.gpu_available.cache_clear()
+    try:
+        assert backend.gpu_unavailable_reason().startswith("CuPy is not installed")
+        assert backend.resolve_device("auto") == "cpu"
+        with pytest.raises(RuntimeError, match="device 'gpu' asked for, but CuPy is not installed"):
+            backend.resolve_device("gpu")
+    finally:
+        monkeypatch.undo()
+        backend.gpu_available.cache_clear()

@@ -1,6 +1,9 @@
 """The CuPy path: every kernel against its NumPy twin, every layer and a VGG on the GPU
-against the same computation on the host. Skipped, with the reason, where CuPy or a CUDA
-device is missing (CI); run on the GPU machine."""
+against the same computation on the host. On a machine with a CUDA device they run on CuPy
+(``-m gpu``); without one, on the tests' CuPy stand-in (tests/gpu_standin, chosen by
+conftest.py), which compiles the kernels' own source on the host. The tests marked
+``real_gpu`` (TF32, the memory pool) can only be answered by a real device and skip, with
+that reason, on the stand-in."""
 import numpy
 import pytest
 from conftest import rel_err
@@ -108,6 +111,7 @@ def test_winograd_on_gpu_matches_host(padding, dtype):
     assert rel_err(gdx, dx) < TOL[dtype]
 
 
+@pytest.mark.real_gpu
 def test_tf32_is_off_by_default_and_switchable():
     """float32 GEMMs in full precision unless asked (backend.tf32); TF32 changes results
     only on GPUs with tensor cores, so only the switch itself is checked here."""
@@ -144,6 +148,7 @@ def test_backend_moves_arrays():
     assert backend.resolve_device("auto") == "gpu"
 
 
+@pytest.mark.real_gpu
 def test_gpu_memory_stays_flat_over_many_iterations():
     """No leak: after a warm-up, forward + backward repeated leaves the memory pool's use
     where it was (the activations of one pass, the scratch workspace)."""
