@@ -91,7 +91,10 @@ def _windows(xpad, kh, kw, sy, sx, dy, dx, out_h, out_w):
                       (s_n, s_c, s_h * dy, s_w * dx, s_h * sy, s_w * sx), writeable=False)
 
 
-# the window geometry every GPU kernel below takes, after its input array
+# the window geometry every GPU kernel below takes, after its input array. Each is a 32-bit int
+# (image sides, kernel, stride, padding < 2^31); the kernels compute every flat index (the loop
+# index i, plane offsets, positions in the buffers) in 64 bits (ptrdiff_t), so that arrays past
+# 2^31 elements work: an im2col buffer of VGG's conv1_2 at 2048 px has 2.4e9.
 GEOMETRY_PARAMS = ("int32 h, int32 w, int32 out_h, int32 out_w, int32 kh, int32 kw, int32 sy, "
                    "int32 sx, int32 ph, int32 pw")
 
@@ -106,13 +109,15 @@ def _im2col_gpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
         f"raw T x, {GEOMETRY_PARAMS}, int32 dy, int32 dx, T pval",
         "T col",
         """
-        long long ox = i % out_w;
-        long long oy = i / out_w % out_h;
-        int j = i / ((long long)out_w * out_h) % kw;
-        int ii = i / ((long long)out_w * out_h * kw) % kh;
-        long long plane = i / ((long long)out_w * out_h * kw * kh);   // n * C + c
-        long long y = oy * sy - ph + ii * dy;
-        long long xx = ox * sx - pw + j * dx;
+        // Sizes: i, the image plane and every flat index in 64 bits (col and x past 2^31
+        // elements); the geometry (< 2^31) in 32. One i per element of col.
+        ptrdiff_t ox = i % out_w;
+        ptrdiff_t oy = i / out_w % out_h;
+        int j = i / ((ptrdiff_t)out_w * out_h) % kw;
+        int ii = i / ((ptrdiff_t)out_w * out_h * kw) % kh;
+        ptrdiff_t plane = i / ((ptrdiff_t)out_w * out_h * kw * kh);   // n * C + c
+        ptrdiff_t y = oy * sy - ph + (ptrdiff_t)ii * dy;
+        ptrdiff_t xx = ox * sx - pw + (ptrdiff_t)j * dx;
         col = (y >= 0 && y < h && xx >= 0 && xx < w) ? x[(plane * h + y) * w + xx] : pval;
         """,
         "nnviz_im2col")
@@ -149,9 +154,12 @@ def _col2im_gpu(col, h, w, sy, sx, ph, pw, dy, dx):
         f"raw T col, {GEOMETRY_PARAMS}, int32 dy, int32 dx",
         "T img",
         """
+        // Sizes: i, the image plane and the flat index into col in 64 bits (col and img past
+        // 2^31 elements); positions within a plane (< 2^31 per side) in 32. One i per pixel
+        // of img, which gathers what its windows hold: no two i write the same element.
         int xx = i % w;
         int y = i / w % h;
-        long long plane = i / ((long long)w * h);
+        ptrdiff_t plane = i / ((ptrdiff_t)w * h);
         T acc = 0;
         for (int ii = 0; ii < kh; ++ii) {
             int ty = y + ph - ii * dy;
@@ -562,23 +570,26 @@ def _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw):
         f"raw T x, {GEOMETRY_PARAMS}",
         "T y, int64 switches",
         """
+        // Sizes: i, the plane offset and the switch (an index into one H*W plane) in 64 bits
+        // (x past 2^31 elements, planes past 2^31 pixels); positions (< 2^31 per side) in 32.
+        // One i per window; each writes only its own y and switch.
         int ox = i % out_w;
         int oy = i / out_w % out_h;
-        long long plane = i / ((long long)out_w * out_h);
+        ptrdiff_t plane = i / ((ptrdiff_t)out_w * out_h);
         const T* p = &x[plane * h * w];
         int top = oy * sy - ph, left = ox * sx - pw;
         T best = 0;
-        long long arg = -1;
+        ptrdiff_t arg = -1;
         for (int ii = 0; ii < kh; ++ii) {
             int yy = top + ii;
             if (yy < 0 || yy >= h) continue;
             for (int j = 0; j < kw; ++j) {
                 int xx = left + j;
                 if (xx < 0 || xx >= w) continue;
-                T v = p[yy * w + xx];
+                T v = p[(ptrdiff_t)yy * w + xx];
                 if (arg < 0 || v > best || isnan(v)) {
                     best = v;
-                    arg = yy * w + xx;
+                    arg = (ptrdiff_t)yy * w + xx;
                     if (isnan(v)) { ii = kh; break; }
                 }
             }
@@ -601,17 +612,21 @@ def unpool(x, switches, out_h, out_w, accumulate):
     xp = get_array_module(x)
     n, c = x.shape[:2]
     out = xp.zeros((n * c, out_h * out_w), dtype=x.dtype)
-    # flat indices into out: the switch plus the start of its (image, channel) plane
-    flat = (switches.reshape(n * c, -1)
-            + xp.arange(0, n * c * out_h * out_w, out_h * out_w).reshape(-1, 1)).reshape(-1)
+    if xp is numpy or accumulate:
+        # flat indices into out: the switch plus the start of its (image, channel) plane
+        flat = (switches.reshape(n * c, -1)
+                + xp.arange(0, n * c * out_h * out_w, out_h * out_w).reshape(-1, 1)).reshape(-1)
     if xp is numpy:
         if accumulate:
             numpy.add.at(out.reshape(-1), flat, x.reshape(-1))
         else:
             out.reshape(-1)[flat] = x.reshape(-1)
-    elif accumulate:
+    elif accumulate:       # values that share a switch are summed: atomics, in CuPy's scatter
         backend.cupyx.scatter_add(out.reshape(-1), flat, x.reshape(-1))
     else:
+        # Sizes: i and the flat index into out in 64 bits (out past 2^31 elements). One i per
+        # value of x; with distinct switches (non-overlapping windows) no two i write the same
+        # element of out, else the last write wins in an unspecified order, as in PyTorch.
         kernel = backend.elementwise_kernel(
             "T x, int64 sw, int64 plane_in, int64 plane_out", "raw T out",
             "out[(i / plane_in) * plane_out + sw] = x;",
@@ -687,3 +702,87 @@ def resize_bilinear(m, h, w):
 
     rows, cols = matrix(h, m.shape[-2]), matrix(w, m.shape[-1])
     return xp.matmul(xp.matmul(rows, m), cols.T)
+
+
+# ---------------------------------------------------------------------------------------
+# feed-forward style networks (Johnson et al. 2016, Ulyanov et al. 2016): reflection
+# padding, instance normalization, nearest upsampling, channel concatenation
+# ---------------------------------------------------------------------------------------
+
+def reflection_pad2d(x, left, right, top, bottom):
+    """``x: (N, C, H, W)`` padded by reflection (the edge pixel not repeated), as PyTorch's
+    ``ReflectionPad2d((left, right, top, bottom))``: (N, C, top+H+bottom, left+W+right)."""
+    xp = get_array_module(x)
+    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode="reflect")
+
+
+def _fold_reflection(g, lo, hi, axis):
+    """Along ``axis`` of ``g`` (padded by ``lo``/``hi`` reflected entries): the gradient of
+    the unpadded array, each reflected entry added to the entry it copies."""
+    n = g.shape[axis] - lo - hi
+
+    def part(a, b, step=1):
+        s = [slice(None)] * g.ndim
+        s[axis] = slice(a, b, step)
+        return tuple(s)
+    out = g[part(lo, lo + n)].copy()
+    if lo:     # padded entry i (< lo) copies entry lo - i: entries lo..1 of the input
+        out[part(1, lo + 1)] += g[part(lo - 1, None, -1)]
+    if hi:     # padded entry lo + n + j copies entry n - 2 - j: entries n-2 .. n-1-hi
+        out[part(n - 1 - hi, n - 1)] += g[part(lo + n + hi - 1, lo + n - 1, -1)]
+    return out
+
+
+def reflection_pad2d_backward(gy, left, right, top, bottom):
+    """Input gradient of :func:`reflection_pad2d`: ``gy: (N, C, top+H+bottom, left+W+right)``
+    -> (N, C, H, W), the reflected rows and columns added back where they came from."""
+    return _fold_reflection(_fold_reflection(gy, top, bottom, 2), left, right, 3)
+
+
+def instance_norm(x, eps):
+    """Each (sample, channel) plane of ``x: (N, C, H, W)`` normalized by its own mean and
+    biased variance: ``x̂ = (x − μ) / √(σ² + ε)``; returns ``x̂`` and ``1/√(σ² + ε)``
+    (N, C, 1, 1)."""
+    xp = get_array_module(x)
+    mu = x.mean(axis=(2, 3), keepdims=True)
+    d = x - mu
+    inv = 1 / xp.sqrt((d * d).mean(axis=(2, 3), keepdims=True) + x.dtype.type(eps))
+    d *= inv
+    return d, inv
+
+
+def instance_norm_backward(gxhat, xhat, inv):
+    """Input gradient of :func:`instance_norm` from the gradient ``gxhat`` at ``x̂``:
+    ``(g − mean(g) − x̂ · mean(g x̂)) / √(σ² + ε)``, means over each plane."""
+    g_mean = gxhat.mean(axis=(2, 3), keepdims=True)
+    gx_mean = (gxhat * xhat).mean(axis=(2, 3), keepdims=True)
+    return (gxhat - g_mean - xhat * gx_mean) * inv
+
+
+def upsample_nearest(x, sy, sx):
+    """``x: (N, C, H, W)`` -> (N, C, H·sy, W·sx), each pixel repeated ``sy × sx`` times
+    (PyTorch's ``interpolate(mode="nearest")`` by an integer factor)."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    y = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, sy, w, sx))
+    return y.reshape(n, c, h * sy, w * sx)          # a copy: the broadcast is not contiguous
+
+
+def upsample_nearest_backward(gy, sy, sx):
+    """Input gradient of :func:`upsample_nearest`: the sum over each ``sy × sx`` block."""
+    n, c, hs, ws = gy.shape
+    return gy.reshape(n, c, hs // sy, sy, ws // sx, sx).sum(axis=(3, 5))
+
+
+def concat_channels(xs):
+    """Arrays (N, Cᵢ, H, W) joined along the channels: (N, ΣCᵢ, H, W)."""
+    return get_array_module(*xs).concatenate(xs, axis=1)
+
+
+def split_channels(gy, sizes):
+    """Input gradients of :func:`concat_channels`: ``gy`` cut into ``sizes`` channels."""
+    out, c = [], 0
+    for s in sizes:
+        out.append(gy[:, c:c + s])
+        c += s
+    return out

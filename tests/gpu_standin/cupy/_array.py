@@ -351,7 +351,8 @@ _OPS = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "true_div
 for _op, _uf in _OPS.items():
     setattr(ndarray, f"__{_op}__", _binop(_uf))
     setattr(ndarray, f"__r{_op}__", _binop(_uf, reflected=True))
-    setattr(ndarray, f"__i{_op}__", _binop(_uf, inplace=True))
+    if _op != "matmul":          # CuPy's ndarray has no __imatmul__
+        setattr(ndarray, f"__i{_op}__", _binop(_uf, inplace=True))
 for _op, _uf in {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal",
                  "eq": "equal", "ne": "not_equal"}.items():
     setattr(ndarray, f"__{_op}__", _binop(_uf))

@@ -21,6 +21,7 @@ scatter with distinct switches) computes the same serially as on a GPU. Whether 
 ``LAUNCHES`` records each launch (``("kernel", name)``), and the stand-in's ``cupyx`` its
 scatters, so a test can see which path ran.
 """
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -35,6 +36,7 @@ import numpy
 from ._array import _check_dtype
 
 LAUNCHES = []                 # ("kernel", name) per launch; tests clear and read it
+_ONLY = []                    # the loop indices of only_indices(), innermost last
 _C_TYPES = {"bool": "bool", "int8": "signed char", "uint8": "unsigned char", "int16": "short",
             "uint16": "unsigned short", "int32": "int", "uint32": "unsigned int",
             "int64": "long long", "uint64": "unsigned long long", "float32": "float",
@@ -173,7 +175,7 @@ class ElementwiseKernel:
 
     # -- call --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        return self._launch(args, kwargs, only=None)
+        return self._launch(args, kwargs, only=_ONLY[-1] if _ONLY else None)
 
     def _launch(self, args, kwargs, only):
         import cupy
@@ -233,7 +235,7 @@ class ElementwiseKernel:
                         raise TypeError(f"{self.name}: cannot cast {p.name} from {h.dtype} to {dtype}")
                     buf = numpy.ascontiguousarray(numpy.broadcast_to(h.astype(dtype, copy=False),
                                                                      shape))
-                if buf is not h:
+                if buf is not h and (p.raw or p.is_output):     # written through: copy back
                     back.append((h, buf))
                 keep.append(buf)
                 ptrs.append(buf.ctypes.data)
@@ -267,7 +269,7 @@ class ElementwiseKernel:
             raise IndexError(f"kernel {self.name!r}: a raw array was indexed out of bounds "
                              f"at {int(bad[1])} (an illegal memory access on a GPU)")
         for h, buf in back:
-            if h.flags.writeable and not numpy.shares_memory(h, buf):
+            if h.flags.writeable:
                 h[...] = buf.reshape(h.shape)
         if self.no_return:
             return None
@@ -276,9 +278,13 @@ class ElementwiseKernel:
         return tuple(outs)
 
 
-def run_at(kernel, indices, *args):
-    """Run ``kernel`` only for the loop indices ``indices`` (a test hook for index arithmetic
-    at sizes past 2**31 without computing every element: untouched memory stays unwritten)."""
-    return kernel._launch(args, {}, only=indices)
-
-
+@contextlib.contextmanager
+def only_indices(indices):
+    """Within the block, every kernel launch runs its body only for the loop indices
+    ``indices`` (a test hook: index arithmetic at sizes past 2**31, on arrays whose untouched
+    pages cost no memory, without computing every element)."""
+    _ONLY.append(numpy.asarray(indices, dtype=numpy.intp))
+    try:
+        yield
+    finally:
+        _ONLY.pop()

@@ -1,6 +1,6 @@
 """Stand-in for ``cupy.cuda.runtime``: the device count is ``CUPY_STANDIN_DEVICES`` (default 1),
 of which ``CUDA_VISIBLE_DEVICES`` (when set) shows its listed entries, as the CUDA runtime does."""
-import os
+import os as _os
 
 
 class CUDARuntimeError(RuntimeError):
@@ -8,8 +8,8 @@ class CUDARuntimeError(RuntimeError):
 
 
 def getDeviceCount():
-    n = int(os.environ.get("CUPY_STANDIN_DEVICES", "1"))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    n = int(_os.environ.get("CUPY_STANDIN_DEVICES", "1"))
+    visible = _os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return n
     count = 0
