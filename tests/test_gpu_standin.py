@@ -222,6 +222,27 @@ def test_unpool_paths(overlapping, cupy, kernel_mod):
     assert [n for _, n in kernel_mod.LAUNCHES] == ["nnviz_unpool"]
 
 
+@pytest.mark.parametrize("geom", [(3, 2, 2, 1, 1, 0), (2, 3, 1, 3, 0, 1), (3, 3, 3, 2, 1, 1)])
+def test_max_pool_kernel_non_square_geometry(geom):
+    """The pooling kernel with different kernel sides, strides and paddings along the two axes
+    (so that a swapped row/column term shows), values and switches against PyTorch's
+    ``max_pool2d(return_indices=True)``; its gradient (unpooling, by the kernel or by
+    scatter_add) against torch autograd."""
+    import torch
+    kh, kw, sy, sx, ph, pw = geom
+    rng = numpy.random.default_rng(13)
+    x = rng.permutation(2 * 3 * 11 * 10).reshape(2, 3, 11, 10) / 7.0       # no ties
+    y, sw = F.max_pool2d(_gpu(x), kh, kw, sy, sx, ph, pw)
+    xt = torch.tensor(x, requires_grad=True)
+    ty, tsw = torch.nn.functional.max_pool2d(xt, (kh, kw), (sy, sx), (ph, pw), return_indices=True)
+    numpy.testing.assert_array_equal(backend.to_numpy(y), ty.detach().numpy())
+    numpy.testing.assert_array_equal(backend.to_numpy(sw), tsw.numpy())
+    d = rng.standard_normal(y.shape)
+    (g,) = torch.autograd.grad(ty, xt, torch.tensor(d))
+    got = F.max_pool2d_backward(_gpu(d), sw, 11, 10, overlapping=sy < kh or sx < kw)
+    assert rel_err(got, g.numpy()) < 1e-14
+
+
 # -- index arithmetic past 2**31 ---------------------------------------------------------------
 
 BIG = 2048          # VGG's conv1_2 input side at 2048 px
@@ -235,11 +256,12 @@ def _pick(total, rng, k=24):
 
 
 @standin_only
-@pytest.mark.parametrize("kind", ["im2col3x3", "im2col1x1", "col2im3x3", "col2im1x1", "max_pool",
-                                  "unpool"])
+@pytest.mark.parametrize("kind", ["im2col3x3", "im2col1x1", "im2col_tall", "col2im3x3", "col2im1x1",
+                                  "max_pool", "unpool"])
 def test_kernels_index_past_2_31(kind, cupy, kernel_mod):
     """Each kernel at sizes whose flat indices pass 2**31 (an im2col buffer of 57 channels at
-    2048 px has 2.15e9 elements; 513 channels put the image itself past 2**31), run for a few
+    2048 px has 2.15e9 elements; 513 channels put the image itself past 2**31; 2**20 planes
+    of 2048×1 put a plane's row offset past it), run for a few
     dozen loop indices only (untouched memory is never paged in), each against its definition
     computed for that element in Python integers."""
     rng = numpy.random.default_rng(5)
@@ -247,15 +269,17 @@ def test_kernels_index_past_2_31(kind, cupy, kernel_mod):
     kk = 3 if kind.endswith("3x3") else 1
     p = kk // 2
     if kind.startswith("im2col"):
-        x = cupy.zeros((1, c, BIG, BIG), cupy.float32)
-        total = c * kk * kk * BIG * BIG
+        # "tall": 2**20 + 4 planes of 2048×1, so that even the plane's first row passes 2**31
+        c, hh, ww = (2 ** 20 + 4, BIG, 1) if kind == "im2col_tall" else (c, BIG, BIG)
+        x = cupy.zeros((1, c, hh, ww), cupy.float32)
+        total = c * kk * kk * hh * ww
         idx = _pick(total, rng)
         want = []
         for i in idx:
-            ch, ii, j, oy, ox = numpy.unravel_index(i, (c, kk, kk, BIG, BIG))
+            ch, ii, j, oy, ox = numpy.unravel_index(i, (c, kk, kk, hh, ww))
             yy, xx = oy - p + ii, ox - p + j
             v = 0.0
-            if 0 <= yy < BIG and 0 <= xx < BIG:
+            if 0 <= yy < hh and 0 <= xx < ww:
                 v = float(1 + (ch * 31 + yy * 7 + xx) % 1000)
                 x[0, ch, yy, xx] = v
             want.append(v)
