@@ -113,6 +113,41 @@ def test_standin_hand_written_functions_have_cupys_signatures(cupy):
         assert _params(got) == _params(parse_signature(_API[space][name]["signature"])), name
 
 
+@standin_only
+def test_backend_on_the_standin(monkeypatch):
+    """nnviz.backend with the stand-in: the device count decides gpu_available (0 devices, or
+    a runtime that fails, is no GPU, with the reason); the TF32 switch is scoped and changes
+    nothing where CuPy has no compute-type knob (the stand-in computes on the host);
+    synchronize waits on the current stream; without CuPy, arrays are NumPy's."""
+    from nnviz.cli import batch
+    try:
+        monkeypatch.setenv("CUPY_STANDIN_DEVICES", "0")
+        backend.gpu_available.cache_clear()
+        assert not backend.gpu_available() and batch.gpu_count() == 0
+        assert backend.gpu_unavailable_reason() == "CuPy sees no CUDA device"
+        monkeypatch.setenv("CUPY_STANDIN_DEVICES", "2")
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+        backend.gpu_available.cache_clear()
+        assert backend.gpu_available() and batch.gpu_count() == 1
+        monkeypatch.setattr(backend.cupy.cuda.runtime, "getDeviceCount", lambda: 1 / 0)
+        backend.gpu_available.cache_clear()
+        assert not backend.gpu_available()
+    finally:
+        monkeypatch.undo()
+        backend.gpu_available.cache_clear()
+    assert backend.gpu_available()
+    assert backend._set_compute_type(True) is False          # no knob: nothing changed
+    assert not backend.tf32_enabled()
+    with backend.tf32(True) as on:
+        assert on and backend.tf32_enabled()
+    assert not backend.tf32_enabled()
+    g = _gpu(numpy.ones(3))
+    backend.synchronize(g)
+    backend.synchronize()
+    monkeypatch.setattr(backend, "cupy", None)
+    assert backend.get_array_module(numpy.ones(2)) is numpy and not backend.is_gpu_array(g)
+
+
 # -- NumPy-only calls fail on device arrays, as on a GPU ----------------------------------------
 
 NUMPY_ONLY = {

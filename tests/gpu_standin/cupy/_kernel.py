@@ -265,6 +265,7 @@ class ElementwiseKernel:
             fn(n, None, 0, ctypes.cast(arg_arr, ctypes.c_void_p), size_arr.ctypes.data,
                bad.ctypes.data)
         LAUNCHES.append(("kernel", self.name))
+        _log(self.name)
         if bad[0]:
             raise IndexError(f"kernel {self.name!r}: a raw array was indexed out of bounds "
                              f"at {int(bad[1])} (an illegal memory access on a GPU)")
@@ -276,6 +277,19 @@ class ElementwiseKernel:
         if len(outs) == 1 and not self.return_tuple:
             return outs[0]
         return tuple(outs)
+
+
+_logged = set()
+
+
+def _log(name):
+    """With ``CUPY_STANDIN_LAUNCH_LOG`` set (tools/coverage_gpu.py sets it), append each kernel's
+    name to that file the first time this process launches it."""
+    path = os.environ.get("CUPY_STANDIN_LAUNCH_LOG")
+    if path and name not in _logged:
+        _logged.add(name)
+        with open(path, "a") as f:
+            f.write(name + "\n")
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ import numpy as _numpy
 from cupy._array import checked as _checked
 from cupy._array import unwrap as _unwrap
 from cupy._kernel import LAUNCHES as _LAUNCHES
+from cupy._kernel import _log
 
 _SIG = "(a, slices, value)"
 
@@ -14,6 +15,7 @@ def _scatter(name, np_ufunc):
             raise TypeError(f"{name}: a must be a cupy.ndarray, got {type(a)}")
         np_ufunc.at(a._a, _unwrap(slices, host_ok=True), _unwrap(value))
         _LAUNCHES.append(("cupyx", name))
+        _log(f"cupyx.{name}")
     op.__name__ = name
     return _checked(name, _SIG, op)
 
