@@ -24,13 +24,26 @@ class Layer:
     input_shape = None
     output_shape = None          # set by forward; None until then
 
-    def backward(self, dy, rule="backprop"):
+    def backward(self, dy, rule="backprop", x=None):
         """The signal at the input from ``dy`` at the output, under ``rule`` (a name or a
         :class:`nnviz.rules.Rule`; default the gradient; a ReLU rule's name leaves other
-        layers their gradient, as in a net)."""
+        layers their gradient, as in a net).
+
+        ``x``: the layer's forward input, for the rules that read it (``rule.needs_input``:
+        the LRP rules). A layer keeps its input only when ``requires_grad``; a
+        :class:`~nnviz.models.Net` hands it the previous layer's output."""
         rule = R.for_layer(rule, self)
         self._check_grad(dy)
-        return rule.backward(self, dy)
+        if not rule.needs_input:
+            return rule.backward(self, dy)
+        x = getattr(self, "input", None) if x is None else x
+        if x is None:
+            raise RuntimeError(f"{self._where()}: rule {rule.name!r} needs the layer's forward "
+                               f"input: pass x=, or run the layer in a Net")
+        if tuple(x.shape) != tuple(self.input_shape):
+            raise ValueError(f"{self._where()}: input of shape {tuple(x.shape)} for rule "
+                             f"{rule.name!r} does not match the forward input {tuple(self.input_shape)}")
+        return rule.backward(self, dy, x)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"

@@ -57,6 +57,7 @@ class Net:
             layer.to(xp)
         self.device = device
         self.activations = OrderedDict()
+        self.input = None
         return self
 
     @property
@@ -122,6 +123,7 @@ class Net:
             self.check_layer(until)
         until = self._check_top(x.shape, until)
         x = backend.to_device(x, self.device)
+        self.input = x                  # the input of the first layer, for LRP rules
         self.activations = OrderedDict()
         for name, layer in self.layers.items():
             x = layer.forward(x)
@@ -133,9 +135,11 @@ class Net:
     def backward(self, dy, start=None, rule="backprop", stop=None, record=None):
         """Gradient with respect to the input, from gradient ``dy`` at the output of layer
         ``start`` (of the last forward). ``rule``: a preset name (``"backprop"``,
-        ``"deconvnet"``, ``"guided"``: that rule at every ReLU), a dict from layer names to
-        rules, or a :class:`nnviz.rules.Composite` (see :func:`nnviz.rules.assign`); layers
-        that no rule names pass their gradient.
+        ``"deconvnet"``, ``"guided"``: that rule at every ReLU; an LRP composite such as
+        ``"epsilon_gamma_box"``), a dict from layers to rules, or a
+        :class:`nnviz.rules.Composite` (see :func:`nnviz.rules.assign`); layers that no rule
+        names pass their gradient. Rules that read a layer's input (LRP) get it from
+        :meth:`layer_input`.
 
         ``dy`` may also be a dict ``{layer: gradient}``: one pass from the deepest of them,
         adding each gradient where its layer's output is met (objectives on several layers).
@@ -162,8 +166,8 @@ class Net:
             lo = names.index(stop) + 1
             if lo > names.index(start) + 1:
                 raise ValueError(f"stop layer {stop!r} lies above the start layer {start!r}")
-        rules = R.assign(self.layers, rule)
         dtype = self.activations[start].dtype
+        rules = self.assign_rules(rule, dtype)
         g = None
         for name in reversed(names[lo:names.index(start) + 1]):
             if name in seeds:
@@ -171,8 +175,33 @@ class Net:
                 g = s if g is None else g + s
             if record is not None:
                 record[name] = g
-            g = self.layers[name].backward(g, rules.get(name))
+            r = rules.get(name)
+            x = self.layer_input(name) if r is not None and r.needs_input else None
+            g = self.layers[name].backward(g, r, x=x)
         return g
+
+    def layer_input(self, name):
+        """The input of layer ``name`` in the last forward: the previous layer's output, or
+        the net's input for the first layer (what LRP rules read; layers themselves keep
+        their input only when ``requires_grad``)."""
+        k = self.layer_names.index(self.check_layer(name))
+        x = self.input if k == 0 else self.activations.get(self.layer_names[k - 1])
+        if x is None:
+            raise RuntimeError(f"layer {name!r} was not reached by the last forward")
+        return x
+
+    def pixel_bounds(self, dtype=numpy.float32):
+        """``(low, high)``: pixel values 0 and 255 after :meth:`preprocess`, shaped
+        ``(1, 3, 1, 1)``, on the net's device: the input box of LRP's z^B rule."""
+        lo = self.preprocess(numpy.zeros((1, 1, 3), numpy.float32)).astype(dtype)
+        hi = self.preprocess(numpy.full((1, 1, 3), 255, numpy.float32)).astype(dtype)
+        return lo, hi
+
+    def assign_rules(self, rule, dtype=numpy.float32):
+        """``{layer name: Rule}``: where ``rule`` (as :meth:`backward` takes it) places which
+        rule (:func:`nnviz.rules.assign`); a z^B rule without bounds gets the net's
+        :meth:`pixel_bounds`."""
+        return R.assign(self.layers, rule, box=lambda: self.pixel_bounds(dtype))
 
     # -- images ----------------------------------------------------------------------------
     def preprocess(self, images):

@@ -5,6 +5,8 @@
 - :func:`magnitude`: Simonyan's saliency, the max over colour channels of |g|, as a gray map;
 - :func:`heatmap`: a (H, W) map in 0..1 through a perceptual colour map;
 - :func:`overlay`: a heat map blended over an image (Grad-CAM);
+- :func:`relevance`: an LRP relevance map in the diverging colours of the LRP papers (red
+  positive, blue negative, white zero, symmetric about zero), over the image in gray;
 - :func:`grid`: several images in one, with optional labels.
 """
 import numpy
@@ -65,6 +67,39 @@ def overlay(image, m, alpha=0.5):
         m = resize_bilinear(m, h, w)
     heat = heatmap(m).astype(numpy.float64)
     return numpy.clip((1 - alpha) * image + alpha * heat, 0, 255).astype(numpy.uint8)
+
+
+def diverging(v):
+    """Values ``v`` in -1..1 as RGB uint8: blue (-1) through white (0) to red (+1), the
+    ``bwr`` map of the LRP papers and zennit's ``imgify(..., cmap="bwr")``."""
+    v = numpy.clip(numpy.asarray(v, dtype=numpy.float64), -1, 1)[..., None]
+    white, red, blue = numpy.array([255.0, 255, 255]), numpy.array([255.0, 0, 0]), numpy.array([0.0, 0, 255])
+    out = numpy.where(v >= 0, white + v * (red - white), white - v * (blue - white))
+    return out.round().astype(numpy.uint8)
+
+
+def relevance(r, image=None, percentile=99.5, fade=0.35):
+    """An LRP relevance map ``r`` (C, H, W) or (1, C, H, W), summed over the colour channels,
+    as RGB uint8 in :func:`diverging` colours, symmetric about zero: ±1 at the ``percentile``
+    of |relevance| (clipped beyond, so that one pixel does not wash out the rest). With
+    ``image`` (H, W, 3) uint8, the white of zero relevance shows the image in gray, faded
+    toward white (``fade``: 0 white, 1 the gray image), and each pixel's colour covers it in
+    proportion to its strength."""
+    a = _chw_to_hwc(r).astype(numpy.float64).sum(axis=2)
+    scale = numpy.percentile(numpy.abs(a), percentile) if a.size else 0.0
+    if not scale > 0:
+        scale = numpy.abs(a).max() or 1.0
+    v = numpy.clip(a / scale, -1, 1)
+    heat = diverging(v).astype(numpy.float64)
+    if image is None:
+        return heat.astype(numpy.uint8)
+    img = numpy.asarray(image, dtype=numpy.float64)
+    if img.shape[:2] != v.shape:
+        raise ValueError(f"relevance of size {v.shape} over an image of size {img.shape[:2]}")
+    gray = (img[..., :3] @ numpy.array([0.299, 0.587, 0.114]))[..., None]
+    ghost = 255 - fade * (255 - gray)          # the image, faded toward white (zero relevance)
+    w = numpy.abs(v)[..., None]
+    return numpy.clip((1 - w) * ghost + w * heat, 0, 255).round().astype(numpy.uint8)
 
 
 def gray_to_rgb(img):

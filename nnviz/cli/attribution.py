@@ -87,8 +87,12 @@ def register(sub):
                        help="convolutional layer of the map (default relu5_3)")
     p = parser("trace", "every layer's activation and gradient, written to one HDF5 file",
                run_trace, grid=False)
-    p.add_argument("--rule", choices=("backprop", "deconvnet", "guided"), default="backprop",
-                   help="ReLU backward rule (default backprop)")
+    from ..rules import COMPOSITES  # LRP composites: the trace records relevance
+    p.add_argument("--rule", choices=("backprop", "deconvnet", "guided") + tuple(COMPOSITES),
+                   type=lambda s: s.replace("-", "_"), default="backprop",
+                   help="ReLU backward rule (default backprop), or an LRP composite (hyphens "
+                        "allowed): the trace then holds each layer's relevance, its sum per "
+                        "image and the rule there")
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 - :mod:`~nnviz.methods.attribution` — saliency, deconvnet, guided backprop, top units,
   SmoothGrad, gradient × input, integrated gradients, trace;
 - :mod:`~nnviz.methods.cam` — Grad-CAM and guided Grad-CAM;
+- :mod:`~nnviz.methods.lrp` — layer-wise relevance propagation;
 - :mod:`~nnviz.methods.maximization` — activation maximization, filters, class models;
 - :mod:`~nnviz.methods.deepdream` — DeepDream;
 - :mod:`~nnviz.methods.inversion` — inversion of representations;
@@ -25,11 +26,12 @@ from .attribution import (
 from .cam import gradcam, guided_gradcam
 from .deepdream import dream
 from .inversion import invert
+from .lrp import lrp
 from .maximization import class_model, filters, maximize
 from .optimize import Result
 from .style import GatysLoss, transfer
 
 __all__ = ["saliency", "deconvnet", "guided_backprop", "top_units", "smoothgrad",
            "gradient_x_input", "integrated_gradients", "gradcam", "guided_gradcam", "trace",
-           "gradient", "strongest_units", "maximize", "filters", "class_model", "dream",
+           "gradient", "strongest_units", "lrp", "maximize", "filters", "class_model", "dream",
            "invert", "GatysLoss", "transfer", "Result"]

@@ -334,14 +334,23 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
     score) under ``rule``, recording for every layer its activation and the gradient arriving
     at its output, and the gradient at the input (``"input"``).
 
-    Returns an ordered dict name -> (activation, gradient) (device arrays). With ``path``, also
-    writes one HDF5 file, atomically: a group per layer (``input`` first) with datasets
-    ``activation`` and ``gradient``; file attributes ``arch``, ``target``, ``rule``.
+    With LRP rules (an LRP composite such as ``"epsilon_gamma_box"``, or a composite or dict
+    that places LRP rules: :func:`nnviz.rules.is_relevance`) the signal is relevance, seeded
+    with the target's score (:func:`nnviz.methods.lrp.lrp`).
+
+    Returns an ordered dict name -> (activation, gradient or relevance) (device arrays). With
+    ``path``, also writes one HDF5 file, atomically: a group per layer (``input`` first) with
+    datasets ``activation`` and ``gradient`` (LRP: ``relevance`` and ``relevance_sum``, its
+    sum per image, and the group attribute ``rule``, the rule that layer applies); file
+    attributes ``arch``, ``target``, ``rule``.
     """
     x = _as_batch(net, x)
     t, act = _target(net, x, target)
+    relevance = rules.is_relevance(rule)
+    seed = t.seed(act) * act if relevance else t.seed(act)
+    placed = net.assign_rules(rule, act.dtype) if relevance else rule
     record = OrderedDict()
-    dx = net.backward(t.seed(act), t.layer, rule=rule, record=record)
+    dx = net.backward(seed, t.layer, rule=placed, record=record)
     out = OrderedDict([("input", (x, dx))])
     for name in net.activations:
         out[name] = (net.activations[name], record[name])
@@ -353,10 +362,18 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
             with h5py.File(tmp, "w") as f:
                 f.attrs["arch"] = net.arch
                 f.attrs["target"] = str(t)
-                f.attrs["rule"] = rule if isinstance(rule, str) else repr(sorted(rule.items()))
+                f.attrs["rule"] = rule if isinstance(rule, str) else repr(
+                    sorted(rule.items(), key=str) if isinstance(rule, dict) else rule)
                 f.attrs["layers"] = list(out)
                 for name, (a, g) in out.items():
                     grp = f.create_group(name)
                     grp.create_dataset("activation", data=backend.to_numpy(a))
-                    grp.create_dataset("gradient", data=backend.to_numpy(g))
+                    if not relevance:
+                        grp.create_dataset("gradient", data=backend.to_numpy(g))
+                        continue
+                    g = backend.to_numpy(g)
+                    grp.create_dataset("relevance", data=g)
+                    grp.create_dataset("relevance_sum", data=g.reshape(g.shape[0], -1).sum(axis=1))
+                    if name != "input":
+                        grp.attrs["rule"] = repr(placed.get(name, rules.GRADIENT))
     return out

@@ -1,0 +1,121 @@
+"""``nnviz lrp``: layer-wise relevance propagation (see :mod:`nnviz.methods.lrp` for the papers
+and :mod:`nnviz.rules` for the rules), written as heat maps in the LRP papers' colours (red
+positive, blue negative, symmetric about zero) over the image."""
+import argparse
+import math
+
+from .. import io, methods, render, rules
+from ..errors import InputError
+from ..methods.lrp import SEEDS, totals
+from .attribution import _add_inputs, _setup
+from .common import Outputs, add_parser, say, slug, stem
+
+EXAMPLES = """examples:
+  nnviz lrp --image sample:astronaut --target conv5_3:12
+  nnviz lrp --rule epsilon-plus-flat --target conv5_3:12 --target conv4_3:100 --grid
+  nnviz lrp --rule-map conv4_*=epsilon:0.25,conv5_*=epsilon:0.25 --target conv5_3:12 --table
+  nnviz lrp --rule epsilon:0 --weights random --size 64 --target conv5_3:3
+  nnviz lrp --weights vgg16.h5 --target 281 --rule-map 0=zbox,1-6=gamma:0.25,7-12=epsilon:0.25,13-15=epsilon:0
+"""
+
+RULE_HELP = ("an LRP composite by zennit's name: " + ", ".join(rules.COMPOSITES) + " (hyphens "
+             "allowed; default epsilon_gamma_box), or one rule for every convolution and linear "
+             "layer: epsilon[:EPS] (epsilon:0 is LRP-0), gamma[:GAMMA], zplus, alphabeta[:A:B], "
+             "flat, wsquare")
+MAP_HELP = ("rules for some layers over --rule: LAYER=RULE,..., LAYER a name (conv1_1), a "
+            "pattern (conv5_*) or an index among the convolution and linear layers (0 = conv1_1; "
+            "a range 1-6); RULE as for --rule or zbox (the box of pixel values 0..255), e.g. "
+            "Montavon et al. 2019's VGG16 recipe: conv4_*=epsilon:0.25,conv5_*=epsilon:0.25")
+
+
+def _nonneg(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def register(sub):
+    p = add_parser(sub, "lrp", "Bach et al. 2015, Montavon et al. 2017, 2019: layer-wise relevance "
+                   "propagation, heat maps in red (positive) and blue (negative)", EXAMPLES)
+    _add_inputs(p)
+    p.set_defaults(func=run_lrp, command_name="lrp")
+    g = p.add_argument_group("relevance")
+    g.add_argument("--rule", default="epsilon_gamma_box", metavar="RULE", help=RULE_HELP)
+    g.add_argument("--rule-map", default=None, metavar="MAP", help=MAP_HELP)
+    g.add_argument("--epsilon", type=_nonneg, default=None,
+                   help="ε of the composite's epsilon rule on linear layers (default 1e-6)")
+    g.add_argument("--gamma", type=_nonneg, default=None,
+                   help="γ of epsilon_gamma_box (default 0.25)")
+    g.add_argument("--stabilizer", type=_nonneg, default=1e-6,
+                   help="the other rules' stabilizer ε (default 1e-6)")
+    g.add_argument("--seed-with", choices=SEEDS, default="score",
+                   help="relevance at the target: its score (default; the map sums to about it) "
+                        "or one")
+    g.add_argument("--table", action="store_true",
+                   help="print the rule and the summed relevance at every layer")
+
+
+def build_rule(args):
+    """The composite that ``--rule``, ``--rule-map`` and the parameters describe."""
+    names = rules.parse_map(args.rule_map) if args.rule_map else None
+    options = {"stabilizer": args.stabilizer, "names": names}
+    name = rules.composite_name(args.rule)
+    if name is None:
+        for option in ("epsilon", "gamma"):
+            if getattr(args, option) is not None:
+                raise InputError(f"--{option} sets a parameter of a composite; give it in "
+                                       f"--rule itself, e.g. --rule {option}:0.25")
+        rule = rules.get(args.rule)
+        if not isinstance(rule, rules.LRPRule) or not rule.fits_layer_kind("Conv2d") or (
+                isinstance(rule, rules.ZBox)):
+            raise InputError(f"--rule {args.rule}: expected an LRP composite ("
+                             f"{', '.join(rules.COMPOSITES)}) or a rule for every convolution and "
+                             f"linear layer (epsilon, gamma, zplus, alphabeta, flat, wsquare)")
+        return rules.uniform(rule, names=names, stabilizer=args.stabilizer)
+    if args.epsilon is not None:
+        options["epsilon"] = args.epsilon
+    if args.gamma is not None:
+        if name != "epsilon_gamma_box":
+            raise InputError(f"--gamma is a parameter of epsilon_gamma_box, not of {name}")
+        options["gamma"] = args.gamma
+    return rules.composite(name, **options)
+
+
+def run_lrp(args):
+    """One PNG per image and target (or one grid): the relevance over the image."""
+    rule = build_rule(args)
+    net, images, x, paths, specs = _setup(args)
+    outputs = Outputs(args, paths)
+    label = slug(args.rule + ("-map" if args.rule_map else ""))
+    if args.grid:
+        pngs = {outputs.path(f"lrp-grid-{label}.png"): None}
+    else:
+        pngs = {outputs.path(f"lrp-{slug(stem(p))}-{slug(t)}-{label}.png"): (i, k)
+                for i, p in enumerate(paths) for k, t in enumerate(specs)}
+    maps = []
+    for t in specs:
+        record = {} if args.table else None
+        maps.append(methods.lrp(net, x, t, rule=rule, seed=args.seed_with, record=record))
+        if record is not None:
+            say(args, f"{t}: relevance summed per layer (image by image), and the rule there")
+            for name, r, sums in totals(record):
+                say(args, f"  {name:10s} {' '.join(f'{v:12.5g}' for v in sums)}   "
+                          f"{'' if r is None else r!r}")
+    if args.grid:
+        tiles, labels = [], []
+        for i, path in enumerate(paths):
+            tiles.append(images[i])
+            labels.append(stem(path))
+            for t, m in zip(specs, maps):
+                tiles.append(render.relevance(m[i], images[i]))
+                labels.append(str(t))
+        out, = pngs
+        say(args, io.save_png(render.grid(tiles, labels, ncols=len(specs) + 1), out))
+    else:
+        for out, (i, k) in pngs.items():
+            say(args, io.save_png(render.relevance(maps[k][i], images[i]), out))
+    return 0
