@@ -333,3 +333,341 @@ class Flatten(Layer):
 
     def gradient(self, dy):
         return dy.reshape(self.input_shape)
+
+
+# ---------------------------------------------------------------------------------------
+# layers of the feed-forward style and texture networks (Johnson, Alahi & Fei-Fei 2016;
+# Ulyanov, Lebedev, Vedaldi & Lempitsky 2016; instance normalization: Ulyanov, Vedaldi &
+# Lempitsky 2016), and the containers that hold their residual and multi-scale graphs
+# ---------------------------------------------------------------------------------------
+
+class ReflectionPad2d(Layer):
+    """Padding by reflection, as ``torch.nn.ReflectionPad2d``: ``padding`` an int or
+    ``(left, right, top, bottom)``; each must be smaller than the input's side."""
+
+    def __init__(self, padding):
+        if isinstance(padding, (tuple, list)):
+            if len(padding) != 4:
+                raise ValueError(f"padding must be an int or (left, right, top, bottom), got {padding!r}")
+            self.padding = tuple(int(p) for p in padding)
+        else:
+            self.padding = (int(padding),) * 4
+        if min(self.padding) < 0:
+            raise ValueError(f"padding must be ≥ 0, got {self.padding}")
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+    def forward(self, x):
+        self._check_input(x)
+        left, right, top, bottom = self.padding
+        h, w = x.shape[2:]
+        if max(top, bottom) >= h or max(left, right) >= w:
+            raise ValueError(f"{self._where()}: reflection padding {self.padding} needs an input "
+                             f"larger than it on each side, got shape {tuple(x.shape)}")
+        y = F.reflection_pad2d(x, left, right, top, bottom)
+        self._keep(x, y, False)
+        return y
+
+    def gradient(self, dy):
+        return F.reflection_pad2d_backward(dy, *self.padding)
+
+
+class InstanceNorm2d(_Parameterized):
+    """Instance normalization (Ulyanov, Vedaldi & Lempitsky 2016), as
+    ``torch.nn.InstanceNorm2d(num_features, eps=1e-5, affine=...)`` (no running statistics):
+    each (sample, channel) plane normalized by its own mean and biased variance, then, when
+    ``affine``, scaled by ``weight`` (C,) (init 1) and shifted by ``bias`` (C,) (init 0).
+    Keeps the normalized input ``xhat`` and ``1/√(σ² + ε)`` for its gradient. ``bias=False``
+    (with ``affine``): the scale only, for a norm whose shift a later normalization removes
+    anyway (a parameter whose gradient is 0)."""
+
+    def __init__(self, num_features, eps=1e-5, affine=False, bias=True, dtype=numpy.float32):
+        self.num_features, self.eps, self.affine = num_features, float(eps), bool(affine)
+        self.weight = numpy.ones(num_features, dtype) if affine else None
+        self.bias = numpy.zeros(num_features, dtype) if affine and bias else None
+
+    def extra_repr(self):
+        extra = "" if not self.affine or self.bias is not None else ", bias=False"
+        return f"{self.num_features}, eps={self.eps:g}, affine={self.affine}{extra}"
+
+    def forward(self, x):
+        self._check_input(x, 4, self.num_features)
+        self.xhat, self.inv_std = F.instance_norm(x, self.eps)
+        y = self.xhat
+        if self.affine:
+            y = y * self._param("weight", x.dtype)[:, None, None]
+            if self.bias is not None:
+                y += self._param("bias", x.dtype)[:, None, None]
+        self._keep(x, y, False)
+        return y
+
+    def gradient(self, dy):
+        g = dy
+        if self.affine:
+            if self.requires_grad:
+                self._set_grads((dy * self.xhat).sum(axis=(0, 2, 3)),
+                                None if self.bias is None else dy.sum(axis=(0, 2, 3)))
+            g = dy * self._param("weight", dy.dtype)[:, None, None]
+        return F.instance_norm_backward(g, self.xhat, self.inv_std)
+
+
+class Upsample(Layer):
+    """Nearest-neighbour upsampling by an integer factor, as ``torch.nn.Upsample(
+    scale_factor=s, mode="nearest")``: (N, C, H, W) -> (N, C, H·sy, W·sx)."""
+
+    def __init__(self, scale_factor=2, mode="nearest"):
+        if mode != "nearest":
+            raise ValueError(f"only mode='nearest' is implemented, got {mode!r}")
+        self.scale = F.pair(scale_factor, "scale_factor")
+        if min(self.scale) < 1 or any(float(s) != float(v) for s, v in zip(
+                self.scale, scale_factor if isinstance(scale_factor, (tuple, list))
+                else (scale_factor, scale_factor))):
+            raise ValueError(f"scale_factor must be a positive integer (or a pair), got {scale_factor!r}")
+
+    def extra_repr(self):
+        return f"scale_factor={self.scale}, mode='nearest'"
+
+    def forward(self, x):
+        self._check_input(x)
+        y = F.upsample_nearest(x, *self.scale)
+        self._keep(x, y, False)
+        return y
+
+    def gradient(self, dy):
+        return F.upsample_nearest_backward(dy, *self.scale)
+
+
+class Concat(Layer):
+    """Channel concatenation of several inputs, as ``torch.cat(xs, dim=1)``: ``forward(xs)``
+    takes a list of (N, Cᵢ, H, W) arrays; ``gradient(dy)`` returns the list of their
+    gradients."""
+
+    def forward(self, xs):
+        xs = list(xs)
+        if not xs:
+            raise ValueError(f"{self._where()}: nothing to concatenate")
+        for x in xs:
+            self._check_input(x)
+            if x.shape[0] != xs[0].shape[0] or x.shape[2:] != xs[0].shape[2:]:
+                raise ValueError(f"{self._where()}: inputs of shapes "
+                                 f"{[tuple(a.shape) for a in xs]} differ in batch or size")
+        y = F.concat_channels(xs)
+        self.sizes = [x.shape[1] for x in xs]
+        self.input_shape, self.output_shape = [x.shape for x in xs], y.shape
+        return y
+
+    def gradient(self, dy):
+        return F.split_channels(dy, self.sizes)
+
+
+class LeakyReLU(Layer):
+    """``x`` where ``x > 0``, else ``negative_slope · x``, as ``torch.nn.LeakyReLU`` (Ulyanov
+    et al.'s generator). Keeps the mask ``positive = x > 0``."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = float(negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope:g}"
+
+    def forward(self, x):
+        self._check_input(x, x.ndim if hasattr(x, "ndim") else 4)
+        xp = get_array_module(x)
+        self.positive = x > 0
+        y = xp.where(self.positive, x, x * x.dtype.type(self.negative_slope))
+        self._keep(x, y, False)
+        return y
+
+    def gradient(self, dy):
+        xp = get_array_module(dy)
+        return xp.where(self.positive, dy, dy * dy.dtype.type(self.negative_slope))
+
+
+class ScaledTanh(Layer):
+    """``shift + scale · tanh(x)``: maps a network's output into a range (Johnson et al.'s
+    output layer; ``ScaledTanh(127.5, 127.5)`` gives pixels in (0, 255)). Keeps ``tanh(x)``."""
+
+    def __init__(self, scale=1.0, shift=0.0):
+        self.scale, self.shift = float(scale), float(shift)
+
+    def extra_repr(self):
+        return f"scale={self.scale:g}, shift={self.shift:g}"
+
+    def forward(self, x):
+        self._check_input(x, x.ndim if hasattr(x, "ndim") else 4)
+        xp = get_array_module(x)
+        self.tanh = xp.tanh(x)
+        y = self.tanh * x.dtype.type(self.scale) + x.dtype.type(self.shift)
+        self._keep(x, y, False)
+        return y
+
+    def gradient(self, dy):
+        t = self.tanh
+        return dy * (dy.dtype.type(self.scale) * (1 - t * t))
+
+
+class ChannelSlice(Layer):
+    """Channels ``start:stop`` of the input, as ``x[:, start:stop]`` (each scale of Ulyanov's
+    generator takes its own noise channels)."""
+
+    def __init__(self, start, stop):
+        self.start, self.stop = int(start), int(stop)
+        if not 0 <= self.start < self.stop:
+            raise ValueError(f"channel slice {self.start}:{self.stop} is empty or negative")
+
+    def extra_repr(self):
+        return f"{self.start}, {self.stop}"
+
+    def forward(self, x):
+        self._check_input(x)
+        if x.shape[1] < self.stop:
+            raise ValueError(f"{self._where()}: channels {self.start}:{self.stop} of an input of "
+                             f"shape {tuple(x.shape)}")
+        y = get_array_module(x).ascontiguousarray(x[:, self.start:self.stop])
+        self._keep(x, y, False)
+        return y
+
+    def gradient(self, dy):
+        xp = get_array_module(dy)
+        dx = xp.zeros(self.input_shape, dy.dtype)
+        dx[:, self.start:self.stop] = dy
+        return dx
+
+
+class Sequential(Layer):
+    """A chain of named sub-layers, as ``torch.nn.Sequential``: one layer of a :class:`Net`
+    that holds a block. Its parameters are named by path (``"conv1/weight"``; in a net
+    ``"res1/conv1/weight"``), readable with ``getattr(block, "conv1/weight")``; the gradient
+    runs every sub-layer's gradient in reverse (each sets its own parameter gradients);
+    ``requires_grad`` and ``to`` reach every sub-layer."""
+
+    def __init__(self, layers):
+        items = layers.items() if isinstance(layers, dict) else layers
+        self.layers = {}
+        for n, layer in items:
+            if not isinstance(n, str) or not n or "/" in n:
+                raise ValueError(f"sub-layer names must be non-empty strings without '/', got {n!r}")
+            if n in self.layers:
+                raise ValueError(f"two sub-layers named {n!r}")
+            self.layers[n] = layer
+        self.name = None
+
+    @property
+    def name(self):
+        return self.__dict__.get("_name")
+
+    @name.setter
+    def name(self, value):
+        self.__dict__["_name"] = value
+        for n, layer in self.layers.items():
+            layer.name = f"{value}/{n}" if value else n
+
+    @property
+    def params(self):
+        return tuple(f"{n}/{p}" for n, layer in self.layers.items() for p in layer.params)
+
+    def __getattr__(self, attr):
+        layers = self.__dict__.get("layers", {})
+        head, _, rest = attr.partition("/")
+        if not rest or head not in layers:
+            raise AttributeError(f"{type(self).__name__} has no attribute {attr!r}")
+        return getattr(layers[head], rest)
+
+    @property
+    def requires_grad(self):
+        return any(getattr(layer, "requires_grad", False) for layer in self.layers.values())
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        for layer in self.layers.values():
+            if hasattr(layer, "requires_grad"):
+                layer.requires_grad = flag
+
+    def to(self, xp):
+        for layer in self.layers.values():
+            layer.to(xp)
+        return self
+
+    def extra_repr(self):
+        return ", ".join(f"{n}={layer!r}" for n, layer in self.layers.items())
+
+    def _run(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def _run_back(self, dy):
+        for layer in reversed(list(self.layers.values())):
+            dy = layer.backward(dy)
+        return dy
+
+    def forward(self, x):
+        self._check_input(x)
+        y = self._run(x)
+        self.input_shape, self.output_shape = x.shape, y.shape
+        return y
+
+    def gradient(self, dy):
+        return self._run_back(dy)
+
+
+class Residual(Sequential):
+    """``x + body(x)`` with ``body`` the chain of named sub-layers (He et al. 2016's residual
+    connection); its gradient is ``dy + body's input gradient of dy``."""
+
+    def forward(self, x):
+        self._check_input(x)
+        y = self._run(x)
+        if y.shape != x.shape:
+            raise ValueError(f"{self._where()}: the residual body maps {tuple(x.shape)} to "
+                             f"{tuple(y.shape)}; it must keep the shape")
+        y = y + x
+        self.input_shape, self.output_shape = x.shape, y.shape
+        return y
+
+    def gradient(self, dy):
+        return dy + self._run_back(dy)
+
+
+class ResidualBlock(Residual):
+    """Johnson et al.'s residual block with instance normalization: ``x + IN(conv(pad(ReLU(
+    IN(conv(pad(x)))))))``, two ``k × k`` convolutions of ``channels`` (no bias: the
+    normalization after each removes it), reflection padding ``k // 2``. Sub-layers
+    ``pad1, conv1, in1, relu1, pad2, conv2, in2``. ``shift=False`` drops ``in2``'s bias (in
+    a net that normalizes after its residual blocks, as Johnson's does, that shift is
+    removed downstream: its gradient is 0)."""
+
+    def __init__(self, channels, kernel_size=3, shift=True, dtype=numpy.float32):
+        k = int(kernel_size)
+        super().__init__([
+            ("pad1", ReflectionPad2d(k // 2)),
+            ("conv1", Conv2d(channels, channels, k, bias=False, dtype=dtype)),
+            ("in1", InstanceNorm2d(channels, affine=True, dtype=dtype)),
+            ("relu1", ReLU()),
+            ("pad2", ReflectionPad2d(k // 2)),
+            ("conv2", Conv2d(channels, channels, k, bias=False, dtype=dtype)),
+            ("in2", InstanceNorm2d(channels, affine=True, bias=shift, dtype=dtype)),
+        ])
+        self.channels = channels
+
+
+class Join(Sequential):
+    """Branches run on the same input, their outputs joined along the channels (Ulyanov et
+    al.'s join of a coarser scale, upsampled, with the next finer one): ``forward(x) =
+    concat([branch(x) for branch])``; the gradient is the sum of the branches' input
+    gradients. The sub-layers are the branches (usually :class:`Sequential`)."""
+
+    def forward(self, x):
+        self._check_input(x)
+        self.concat = Concat()
+        y = self.concat.forward([layer.forward(x) for layer in self.layers.values()])
+        self.input_shape, self.output_shape = x.shape, y.shape
+        return y
+
+    def gradient(self, dy):
+        dx = None
+        for layer, g in zip(self.layers.values(), self.concat.gradient(dy)):
+            g = layer.backward(g)
+            dx = g if dx is None else dx + g
+        return dx
