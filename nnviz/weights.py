@@ -23,6 +23,7 @@ Loading never runs code from a file: ``torch.load(..., weights_only=True)`` when
 importable, else a restricted unpickler that knows only the few names a state dict needs.
 """
 import collections
+import contextlib
 import glob
 import importlib.util
 import io
@@ -99,14 +100,29 @@ def _pair_up(arrays, where):
     return pairs
 
 
+def _array(ds, name, budget):
+    """A dataset's values, refusing one that is not an array of numbers or would take more
+    than what is left of ``budget`` (a one-item list of bytes: all the file's arrays together
+    at most :data:`MAX_TENSOR_BYTES`; compressed datasets inflate)."""
+    if not hasattr(ds, "dtype") or ds.dtype.kind not in "fiub":
+        raise InputError(f"{name}: {getattr(ds, 'name', '?')} is not an array of numbers")
+    nbytes = ds.size * ds.dtype.itemsize
+    if nbytes > budget[0]:
+        raise InputError(f"{name}: refused: {ds.name} would take {nbytes} bytes, beyond the "
+                         f"{MAX_TENSOR_BYTES >> 30} GiB that a weight file may hold")
+    budget[0] -= nbytes
+    return numpy.asarray(ds)
+
+
 def _read_keras_legacy(f, name):
+    budget = [MAX_TENSOR_BYTES]
     g = f["model_weights"] if "model_weights" in f else f
     convs, fcs = [], []
     for layer in g.attrs["layer_names"]:
         layer = layer.decode() if isinstance(layer, bytes) else str(layer)
         lg = g[layer]
         wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in lg.attrs["weight_names"]]
-        arrays = [(f"{layer}/{w}", numpy.asarray(lg[w])) for w in wnames]
+        arrays = [(f"{layer}/{w}", _array(lg[w], name, budget)) for w in wnames]
         for label, kernel, bias in _pair_up(arrays, f"{name}: layer {layer!r}"):
             kind, item = _keras_layer(label, kernel, bias, first_dense=not fcs)
             (convs if kind == "conv" else fcs).append(item)
@@ -122,10 +138,10 @@ def _read_keras3(f, name):
             if path.split("/")[-1] == "vars" and hasattr(obj, "keys") and "0" in obj:
                 found.append(f"{root.name}/{path}".lstrip("/"))
         root.visititems(visit)
-    convs, fcs = [], []
+    convs, fcs, budget = [], [], [MAX_TENSOR_BYTES]
     for path in sorted(found, key=natural_key):
         vars_ = f[path]
-        arrays = [(f"{path}/{i}", numpy.asarray(vars_[str(i)])) for i in range(len(vars_))
+        arrays = [(f"{path}/{i}", _array(vars_[str(i)], name, budget)) for i in range(len(vars_))
                   if str(i) in vars_]
         layer = path[:-len("/vars")]
         for label, kernel, bias in _pair_up(arrays, f"{name}: layer {layer!r}"):
@@ -136,14 +152,14 @@ def _read_keras3(f, name):
 
 
 def _read_own(f, name):
-    convs, fcs = [], []
+    convs, fcs, budget = [], [], [MAX_TENSOR_BYTES]
     arch = str(f.attrs["arch"])
     if arch not in CONFIGS:
         raise InputError(f"{name}: unknown arch {arch!r} (expected one of {', '.join(CONFIGS)})")
     for layer in conv_names(arch) + (list(FC_NAMES) if "fc8" in f else []):
         if f"{layer}/weight" not in f or f"{layer}/bias" not in f:
             raise InputError(f"{name}: no weight or bias for layer {layer!r}")
-        w, b = numpy.asarray(f[f"{layer}/weight"]), numpy.asarray(f[f"{layer}/bias"])
+        w, b = _array(f[f"{layer}/weight"], name, budget), _array(f[f"{layer}/bias"], name, budget)
         (fcs if layer.startswith("fc") else convs).append((f"{layer}/weight", w.shape, w, b))
     return convs, fcs, dict(preprocess=str(f.attrs["preprocess"]), kind="nnviz",
                             what="nnviz", source=str(f.attrs.get("source", "")),
@@ -189,6 +205,24 @@ def check_hdf5(f, name):
     walk(f, "", 0)
 
 
+@contextlib.contextmanager
+def open_hdf5(path, name=None):
+    """An HDF5 file opened read-only and checked (:func:`check_hdf5`); any error of the HDF5
+    library inside the block (a damaged file) becomes one InputError naming the file."""
+    import h5py
+    name = name or os.fspath(path)
+    try:
+        with h5py.File(path, "r") as f:
+            check_hdf5(f, name)
+            yield f
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError,
+            IndexError) as e:
+        raise InputError(f"{name}: not a readable HDF5 weight file (truncated or damaged?): "
+                         f"{e}") from None
+
+
 def _lambda_notes(config_json, name):
     """Notes for the Lambda layers a Keras model config names (their code is never run; nnviz
     reads weights only): a list of one-line strings."""
@@ -215,25 +249,17 @@ def _lambda_notes(config_json, name):
 
 
 def _read_hdf5(path, name):
-    import h5py
-    try:
-        with h5py.File(path, "r") as f:
-            check_hdf5(f, name)
-            if "arch" in f.attrs and "preprocess" in f.attrs:
-                return _read_own(f, name)
-            if "model_weights" in f or "layer_names" in f.attrs:
-                convs, fcs, meta = _read_keras_legacy(f, name)
-                meta["notes"] = _lambda_notes(f.attrs.get("model_config"), name)
-                return convs, fcs, meta
-            if "layers" in f or "vars" in f or "fuse" in f:
-                return _read_keras3(f, name)
-            raise InputError(f"{name}: an HDF5 file, but not one of Keras (legacy .h5 or "
-                             f".weights.h5) or nnviz; top-level entries: {', '.join(list(f)[:8])}")
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-        if isinstance(e, InputError):
-            raise
-        raise InputError(f"{name}: not a readable HDF5 weight file (truncated or damaged?): "
-                         f"{e}") from None
+    with open_hdf5(path, name) as f:
+        if "arch" in f.attrs and "preprocess" in f.attrs:
+            return _read_own(f, name)
+        if "model_weights" in f or "layer_names" in f.attrs:
+            convs, fcs, meta = _read_keras_legacy(f, name)
+            meta["notes"] = _lambda_notes(f.attrs.get("model_config"), name)
+            return convs, fcs, meta
+        if "layers" in f or "vars" in f or "fuse" in f:
+            return _read_keras3(f, name)
+        raise InputError(f"{name}: an HDF5 file, but not one of Keras (legacy .h5 or "
+                         f".weights.h5) or nnviz; top-level entries: {', '.join(list(f)[:8])}")
 
 
 def _keras_archive(path):
@@ -310,9 +336,12 @@ def read(src, arch=None, loader=None):
         convs, fcs, meta = _read_keras_archive(src, name)
     elif head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
         convs, fcs, meta = _read_state_dict_file(src, name, loader)
+    elif name.lower().endswith(".onnx"):
+        from .weights_onnx import read_onnx
+        convs, fcs, meta = read_onnx(src, name)
     else:
         raise InputError(f"{src}: not a weight file nnviz can read (expected HDF5 from Keras or "
-                         f"nnviz, or a PyTorch state dict .pth/.pt)")
+                         f"nnviz, a PyTorch state dict .pth/.pt, or an ONNX model .onnx)")
     params, arch = _assemble(convs, fcs, arch, name)
     what = meta.pop("what")
     meta.setdefault("source", f"{what} {name}")
@@ -616,47 +645,41 @@ def load_into(net, path, drop_top=None):
     default weights (``drop_top`` None and ``path`` the default file) or ``drop_top=True``:
     then the net's top (flatten … fc8) is removed and ``weights_info["include_top"]`` is False.
     """
-    import h5py
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such weight file")
-    try:
-        with h5py.File(path, "r") as f:
-            check_hdf5(f, path)
-            if "arch" not in f.attrs or "preprocess" not in f.attrs:
-                raise InputError(f"{path}: not an nnviz weight file (no 'arch'/'preprocess' "
-                                 f"attributes); convert it with 'nnviz weights import {path}'")
-            attrs = {k: str(f.attrs.get(k, ""))
-                     for k in ("arch", "preprocess", "source", "license")}
-            if attrs["arch"] != net.arch:
-                raise InputError(f"{path}: weights for {attrs['arch']}, but the net is {net.arch}")
-            if attrs["preprocess"] not in PREPROCESSING:
-                raise InputError(f"{path}: unknown preprocessing {attrs['preprocess']!r}")
-            if net.include_top and "fc8" not in f:
-                if drop_top is None:
-                    drop_top = _is_default(path, net.arch)
-                if not drop_top:
-                    raise InputError(f"{path}: the weights have no fully connected layers "
-                                     f"(fc6, fc7, fc8); build the net with include_top=False "
-                                     f"(--no-top), or import weights with a top "
-                                     f"('nnviz weights import')")
-            drop = net.include_top and "fc8" not in f
-            loaded = {}
-            for key, a in net.parameters():
-                if drop and key.split("/")[0] in TOP_LAYERS:
-                    continue
-                if key not in f:
-                    raise InputError(f"{path}: no parameter {key!r} in the file")
-                if tuple(f[key].shape) != tuple(a.shape):
-                    layer, p = key.split("/")
-                    raise InputError(f"{path}: layer {layer!r}: {p} of shape "
-                                     f"{tuple(f[key].shape)} in the file, the net expects "
-                                     f"{tuple(a.shape)}")
+    with open_hdf5(path) as f:
+        if "arch" not in f.attrs or "preprocess" not in f.attrs:
+            raise InputError(f"{path}: not an nnviz weight file (no 'arch'/'preprocess' "
+                             f"attributes); convert it with 'nnviz weights import {path}'")
+        attrs = {k: str(f.attrs.get(k, ""))
+                 for k in ("arch", "preprocess", "source", "license")}
+        if attrs["arch"] != net.arch:
+            raise InputError(f"{path}: weights for {attrs['arch']}, but the net is {net.arch}")
+        if attrs["preprocess"] not in PREPROCESSING:
+            raise InputError(f"{path}: unknown preprocessing {attrs['preprocess']!r}")
+        if net.include_top and "fc8" not in f:
+            if drop_top is None:
+                drop_top = _is_default(path, net.arch)
+            if not drop_top:
+                raise InputError(f"{path}: the weights have no fully connected layers "
+                                 f"(fc6, fc7, fc8); build the net with include_top=False "
+                                 f"(--no-top), or import weights with a top "
+                                 f"('nnviz weights import')")
+        drop = net.include_top and "fc8" not in f
+        loaded = {}
+        for key, a in net.parameters():
+            if drop and key.split("/")[0] in TOP_LAYERS:
+                continue
+            if key not in f:
+                raise InputError(f"{path}: no parameter {key!r} in the file")
+            if tuple(f[key].shape) != tuple(a.shape):
                 layer, p = key.split("/")
-                loaded[key] = finite(numpy.asarray(f[key]), path, layer, p).astype(numpy.float32)
-    except OSError as e:
-        raise InputError(f"{path}: not a readable HDF5 weight file (truncated or damaged?): "
-                         f"{e}") from None
+                raise InputError(f"{path}: layer {layer!r}: {p} of shape "
+                                 f"{tuple(f[key].shape)} in the file, the net expects "
+                                 f"{tuple(a.shape)}")
+            layer, p = key.split("/")
+            loaded[key] = finite(numpy.asarray(f[key]), path, layer, p).astype(numpy.float32)
     if drop:                     # only once everything else loaded
         for name in TOP_LAYERS:
             net.layers.pop(name, None)
@@ -686,16 +709,14 @@ def save(net, path):
 def describe(path):
     """The attributes of an own-format file: arch, source, preprocess, license, path,
     include_top; None when ``path`` is not one."""
-    import h5py
     try:
-        with h5py.File(path, "r") as f:
-            check_hdf5(f, path)
+        with open_hdf5(path) as f:
             if "arch" not in f.attrs or "preprocess" not in f.attrs:
                 return None
             info = {k: str(f.attrs.get(k, "")) for k in ("arch", "source", "preprocess", "license")}
             info.update(path=os.path.abspath(path), include_top="fc8" in f)
             return info
-    except (OSError, InputError):
+    except InputError:
         return None
 
 
