@@ -1,8 +1,13 @@
 """Images in and out: Pillow loading (EXIF orientation, grayscale, RGBA and palette images,
-decompression bombs refused), sample images from scikit-image's bundled data, and atomic
-writes (a temporary file in the destination folder, then a rename; inputs never overwritten)."""
+16-bit and float images scaled by their depth, decompression bombs refused, no resize past the
+pixel limit), sample images from scikit-image's bundled data, and atomic writes (a temporary
+file named with the writing process's id in the destination folder, then a rename; inputs
+never overwritten; temporaries that a killed run left are removed by the next write of the
+same output)."""
 import contextlib
+import math
 import os
+import re
 import tempfile
 
 import numpy
@@ -10,6 +15,8 @@ import numpy
 from .errors import InputError
 
 MAX_PIXELS = 64_000_000   # larger images are refused (Pillow's bomb check uses this too)
+MAX_SIDE = math.isqrt(MAX_PIXELS)   # the longest side a square image may have
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 SAMPLES = ("astronaut", "chelsea", "coffee")
 
 
@@ -32,11 +39,14 @@ def load_image(path, size=None):
                     raise InputError(f"{path}: {im.width}×{im.height} image is too large "
                                      f"(more than {MAX_PIXELS} pixels)")
                 im = ImageOps.exif_transpose(im)
-                if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(background, im)
-                img = numpy.asarray(im.convert("RGB"))
+                if im.mode in SIXTEEN_BIT + ("I", "F"):
+                    img = _deep_to_rgb8(im, path)
+                else:
+                    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+                        im = im.convert("RGBA")
+                        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                        im = Image.alpha_composite(background, im)
+                    img = numpy.asarray(im.convert("RGB"))
         except InputError:
             raise
         except Image.DecompressionBombError as e:
@@ -46,6 +56,26 @@ def load_image(path, size=None):
     if size is not None:
         img = resize(img, size)
     return img
+
+
+def _deep_to_rgb8(im, path):
+    """A one-channel image deeper than 8 bits as RGB uint8, scaled by its depth: 16-bit
+    (``I;16``, and ``I`` holding 0..65535, as Pillow opens 16-bit PNGs) by 255/65535; float
+    (``F``) taken as 0..1 (values outside clipped); NaN or Inf refused."""
+    a = numpy.asarray(im)
+    if im.mode == "F":
+        a = a.astype(numpy.float64)
+        if not numpy.isfinite(a).all():
+            raise InputError(f"{path}: a float image with NaN or Inf pixels")
+        a = numpy.clip(a, 0.0, 1.0) * 255.0
+    else:
+        a = a.astype(numpy.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise InputError(f"{path}: {im.mode} image with values outside 0..65535 (only 8- and "
+                             "16-bit integer and 0..1 float images are read)")
+        a = a * (255.0 / 65535.0)
+    g = numpy.rint(a).astype(numpy.uint8)
+    return numpy.ascontiguousarray(numpy.repeat(g[..., None], 3, axis=2))
 
 
 def sample_image(name):
@@ -67,12 +97,56 @@ def resize(img, size):
         new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     if (new_h, new_w) == (h, w):
         return img
+    if new_h * new_w > MAX_PIXELS or min(new_h, new_w) < 1:
+        raise InputError(f"resizing to {new_w}×{new_h} pixels refused: images are limited to "
+                         f"{MAX_PIXELS:,} pixels (and at least 1×1)")
     return numpy.asarray(Image.fromarray(img).resize((new_w, new_h), Image.LANCZOS))
+
+
+def process_alive(pid):
+    """Whether process ``pid`` exists on this machine (another user's counts)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:       # another user's process
+        return True
+    return True
+
+
+def _temp_pattern(base, ext):
+    return re.compile(rf"\.{re.escape(base)}\.(\d+)-[A-Za-z0-9_]+\.tmp{re.escape(ext)}")
+
+
+def clean_stale_temporaries(path):
+    """Remove the temporary files of output ``path`` (``.NAME.PID-XXXX.tmpEXT`` beside it)
+    whose writing process is gone (a killed run); returns the removed paths."""
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    base, ext = os.path.splitext(os.path.basename(path))
+    pattern, removed = _temp_pattern(base, ext), []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and not process_alive(int(m[1])):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+            except OSError:
+                pass
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path, force=True, inputs=()):
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+    """Yield a temporary path beside ``path`` (``.NAME.PID-XXXX.tmpEXT``, PID this process's
+    id); rename it to ``path`` if the block succeeds. Temporaries of the same output left by
+    processes that are gone are removed first.
 
     Refuses to overwrite any of ``inputs``, and an existing ``path`` unless ``force``."""
     path = os.path.abspath(os.fspath(path))
@@ -84,8 +158,9 @@ def atomic_path(path, force=True, inputs=()):
         raise InputError(f"{path}: exists (use --force to overwrite)")
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
+    clean_stale_temporaries(path)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=f".tmp{ext}", dir=folder)
     os.close(fd)
     try:
         yield tmp

@@ -5,6 +5,7 @@ A net runs forward to any layer and backward from any layer under any backward r
 (:mod:`nnviz.rules`); :func:`reach` and :func:`receptive_field` give the input pixels a unit
 sees.
 """
+import contextlib
 import math
 from collections import OrderedDict
 
@@ -35,6 +36,7 @@ class Net:
         self.weights_info = {}
         self.activations = OrderedDict()
         self.device = "cpu"
+        self.checking_finite = False
         self.to(backend.resolve_device(device))
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -91,6 +93,31 @@ class Net:
         return name
 
     # -- forward and backward --------------------------------------------------------------
+    @contextlib.contextmanager
+    def finite_checks(self):
+        """Within the block, :meth:`forward` and :meth:`backward` raise :class:`InputError` at
+        the first layer whose output (forward) or the signal it passes down (backward) is not
+        finite, naming the layer (and its parameters when they are not finite). Scoped to this
+        net; costs one ``isfinite`` per layer."""
+        old, self.checking_finite = self.checking_finite, True
+        try:
+            yield self
+        finally:
+            self.checking_finite = old
+
+    def _not_finite(self, a):
+        return not bool(backend.get_array_module(a).isfinite(a).all())
+
+    def _bad_params(self, name):
+        layer = self.layers[name]
+        bad = []
+        for p in getattr(layer, "params", ()):
+            a = getattr(layer, p, None)
+            if a is not None and self._not_finite(a):
+                k = int((~backend.get_array_module(a).isfinite(a)).sum())
+                bad.append(f"{name}/{p} holds {k} non-finite values")
+        return f" ({'; '.join(bad)})" if bad else ""
+
     def _check_top(self, x_shape, until):
         """Fully connected layers only for a 224×224 input."""
         names = self.layer_names
@@ -125,9 +152,15 @@ class Net:
         x = backend.to_device(x, self.device)
         self.input = x                  # the input of the first layer, for LRP rules
         self.activations = OrderedDict()
+        if self.checking_finite and self._not_finite(x):
+            raise InputError("not finite: the input of the forward pass (before "
+                             f"{self.layer_names[0]!r}) holds NaN or Inf")
         for name, layer in self.layers.items():
             x = layer.forward(x)
             self.activations[name] = x
+            if self.checking_finite and self._not_finite(x):
+                raise InputError(f"not finite: the forward pass became non-finite at layer "
+                                 f"{name!r} (its activation){self._bad_params(name)}")
             if name == until:
                 break
         return x
@@ -169,15 +202,23 @@ class Net:
         dtype = self.activations[start].dtype
         rules = self.assign_rules(rule, dtype)
         g = None
+        below = dict(zip(names[1:], names))
         for name in reversed(names[lo:names.index(start) + 1]):
             if name in seeds:
                 s = backend.to_device(seeds[name], self.device).astype(dtype, copy=False)
+                if self.checking_finite and self._not_finite(s):
+                    raise InputError(f"not finite: the backward signal given at layer {name!r} "
+                                     "holds NaN or Inf")
                 g = s if g is None else g + s
             if record is not None:
                 record[name] = g
             r = rules.get(name)
             x = self.layer_input(name) if r is not None and r.needs_input else None
             g = self.layers[name].backward(g, r, x=x)
+            if self.checking_finite and self._not_finite(g):
+                to = f"the signal arriving at {below[name]!r}" if name in below else "the input"
+                raise InputError(f"not finite: the backward signal became non-finite going "
+                                 f"back through layer {name!r} ({to}){self._bad_params(name)}")
         return g
 
     def layer_input(self, name):
@@ -312,6 +353,52 @@ def out_size(net, layer, h, w):
         k, s, p = _geometry(net.layers[name])
         h, w = functional.conv_outsize(h, k[0], s[0], p[0]), functional.conv_outsize(w, k[1], s[1], p[1])
     return h, w
+
+
+def memory_estimate(net, n, h, w, until=None, dtype=numpy.float32, backward=True):
+    """Bytes that a forward of ``n`` images of ``h × w`` up to layer ``until`` (default: as far
+    as :meth:`Net.forward` goes), and a backward from there, hold at their peak (shape
+    arithmetic only, nothing allocated): every layer's output (kept in ``activations``), what
+    the layers keep for their backward (ReLU masks, max pooling's int64 switches), during the
+    backward the incoming and outgoing signals of the largest layer, the column-buffer blocks
+    of the convolutions (:data:`nnviz.functional.COL_BLOCK_BYTES`, or the whole column buffer
+    when smaller) and the parameters. A caller adds its method's own buffers."""
+    item = numpy.dtype(dtype).itemsize
+    names = net.layer_names
+    last = names.index(net.check_layer(until)) if until is not None else len(names) - 1
+    if net.arch in CONFIGS and "flatten" in net.layers and (h, w) != (TOP_SIZE, TOP_SIZE):
+        last = min(last, names.index("flatten") - 1)
+    c, total, largest, col = 3, 0, n * 3 * h * w * item, 0
+    for name in names[:last + 1]:
+        layer = net.layers[name]
+        if isinstance(layer, (Linear, Flatten)):
+            c, h, w = (layer.weight.shape[0] if isinstance(layer, Linear) else c * h * w), 1, 1
+            out = n * c * item
+        else:
+            k, s, p = _geometry(layer)
+            if isinstance(layer, Conv2d):
+                # the column buffer of one convolution: blocks of COL_BLOCK_BYTES, or all of it
+                full = n * c * k[0] * k[1] * h * w * item
+                row = c * k[0] * k[1] * w * item
+                col = max(col, min(full, max(functional.COL_BLOCK_BYTES, row)))
+                c = layer.weight.shape[0]
+            h = functional.conv_outsize(h, k[0], s[0], p[0])
+            w = functional.conv_outsize(w, k[1], s[1], p[1])
+            if h < 1 or w < 1:
+                raise InputError(f"the input is too small for layer {name!r}: its output would "
+                                 f"be {max(h, 0)}×{max(w, 0)}; use a larger image size")
+            out = n * c * h * w * item
+            if isinstance(layer, ReLU):
+                out += n * c * h * w                   # the boolean mask
+            elif isinstance(layer, MaxPool2d):
+                out += n * c * h * w * 8               # the int64 switches
+        total += out
+        largest = max(largest, n * c * h * w * item)
+    params = sum(int(a.nbytes) for _, a in net.parameters())
+    signals = 3 * largest if backward else largest     # dy, dx and a temporary
+    # measured against tracemalloc's peak (tests/test_hostile_cli.py): within 1% without the
+    # margin at 512 px, so a margin of 15% on what a run allocates
+    return int(1.15 * (total + signals + 2 * col) + params)
 
 
 # -- VGG ---------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_folder_equals_one_by_one(tmp_path, cluster):
                              "--quiet"]) == 0
             row = next(r for r in rows if r["task"] == stem)
             assert row["image"] == path
-            assert sorted(os.listdir(out / stem)) == sorted(os.listdir(ref))
+            assert sorted(os.listdir(out / stem)) == sorted(os.listdir(ref) + [batch.MARKER])
             assert row["outputs"] == [f"{stem}/{f}" for f in sorted(os.listdir(ref))]
             for f in os.listdir(ref):
                 a, b = pixels(out / stem / f), pixels(ref / f)
@@ -171,7 +171,8 @@ def test_worker_killed_mid_run(tmp_path, cluster):
     assert sorted(r["task"] for r in rows) == [f"img{i}" for i in range(4)]
     assert all(r["status"] == "done" for r in rows)
     for r in rows:
-        assert [f"{r['task']}/{f}" for f in sorted(os.listdir(out / r["task"]))] == r["outputs"]
+        assert [f"{r['task']}/{f}" for f in sorted(os.listdir(out / r["task"]))
+                if f != batch.MARKER] == r["outputs"]
     assert not (out / batch.PARTIAL).exists()
 
 
@@ -198,11 +199,12 @@ def test_sweep(tmp_path, cluster):
     (["nosuch", "--images", "IMAGES", "--out", "OUT"], "unknown method"),
     (["saliency", "--images", "IMAGES", "--out", "OUT", "--sweep", "sigma=1"], "no option --sigma"),
     (["saliency", "--images", "IMAGES", "--out", "OUT", "--sweep", "size"], "NAME=VALUE1"),
-    (["saliency", "--images", "IMAGES", "--out", "OUT", "--", "--size", "abc"], "invalid int"),
+    (["saliency", "--images", "IMAGES", "--out", "OUT", "--", "--size", "abc"], "--size abc"),
     (["saliency", "--images", "IMAGES", "--out", "OUT", "--", "--out", "x"], "--out"),
     (["saliency", "--images", "NOWHERE", "--out", "OUT"], "no such folder"),
     (["saliency", "--out", "OUT"], "--images is required"),
-    (["saliency", "--images", "IMAGES", "--out", "OUT", "--workers", "0"], "at least 1"),
+    (["saliency", "--images", "IMAGES", "--out", "OUT", "--workers", "0"], "--workers 0"),
+    (["saliency", "--images", "IMAGES", "--out", "OUT", "--retries", "-1"], "--retries -1"),
 ])
 def test_usage_errors(tmp_path, capsys, argv, message):
     """Usage errors exit with code 2 and one line naming the problem, before any cluster
@@ -217,10 +219,13 @@ def test_usage_errors(tmp_path, capsys, argv, message):
 
 
 def test_same_stems_get_distinct_folders(tmp_path):
-    """a.png and a.jpg go to folders a-png and a-jpg; the same name in two folders is refused."""
+    """a.png and a.jpg go to folders a-png and a-jpg; the same name in two folders gets a
+    short hash of its path (issue 18: every image has its own folder)."""
     assert batch._stems(["/x/a.png", "/x/a.jpg", "/x/b.png"]) == ["a-png", "a-jpg", "b"]
+    names = batch._stems(["/x/a.png", "/y/a.png"])
+    assert len(set(names)) == 2 and all(n.startswith("a-png__") for n in names)
     with pytest.raises(InputError, match="same folder"):
-        batch._stems(["/x/a.png", "/y/a.png"])
+        batch._stems(["/x/a.png", "/x/a.png"])
 
 
 def test_without_dask(tmp_path):

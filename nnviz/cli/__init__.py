@@ -2,16 +2,15 @@
 (``info``, ``weights``, ``attribution``, ``optimize``, ``style``, ``demo``, ``batch``). Thin:
 each parses, calls the library, and writes. Exit codes: 0 success, 1 a failed run, 2 a usage
 error. Bad input is one clear line on stderr, not a traceback."""
-import argparse
 import sys
 
 from .. import __version__
 from . import batch, demo, parsers
-from .common import execute
+from .common import Parser, execute
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nnviz", description="The classic visualizations of convolutional networks, on "
         "VGG16 and VGG19, every gradient written by hand.",
         epilog="Run 'nnviz COMMAND --help' for each command's options and examples.")

@@ -5,11 +5,25 @@ or more images (``--image``, repeatable), one or more targets (``--target``, rep
 writes PNGs into ``--out``."""
 import numpy
 
-from .. import io, methods, render, targets
+from .. import io, methods, models, render, targets
 from ..backend import to_numpy
 from ..errors import InputError
 from ..vgg import TOP_LAYERS
-from .common import Outputs, add_common, add_parser, load_net, say, slug, stem
+from .common import (
+    NONNEG,
+    POSITIVE_INT,
+    SIZE,
+    Outputs,
+    add_common,
+    add_parser,
+    check_memory,
+    finite_or_explain,
+    integer,
+    load_net,
+    say,
+    slug,
+    stem,
+)
 
 DEFAULT_LAYER = "pool5"          # default target: the strongest channel of this layer
 
@@ -29,7 +43,7 @@ def _add_inputs(p, grid=True, target=True):
     p.add_argument("--image", action="append", default=None, metavar="PATH",
                    help="an image file or sample:NAME (astronaut, chelsea, coffee); repeatable "
                         "(default sample:astronaut)")
-    p.add_argument("--size", type=int, default=224,
+    p.add_argument("--size", type=SIZE, default=224,
                    help="images are resized to SIZE×SIZE (default 224)")
     if target:
         p.add_argument("--target", action="append", default=None, metavar="SPEC",
@@ -61,7 +75,8 @@ def register(sub):
     p = parser("top-units", "Zeiler & Fergus 2014: projections of a layer's strongest channels, "
                "with image crops of their receptive fields", run_top_units, grid=False, target=False)
     p.add_argument("--layer", default="relu5_3", help="layer (default relu5_3)")
-    p.add_argument("-n", type=int, default=9, help="how many channels (default 9)")
+    p.add_argument("-n", type=integer(1, 4096), default=9,
+                   help="how many channels (default 9; at most the layer's)")
     p.add_argument("--rule", choices=("guided", "deconvnet"), default="guided",
                    help="projection rule (default guided)")
     p = parser("smoothgrad", "Smilkov et al. 2017: a map averaged over noisy copies of the input",
@@ -69,13 +84,14 @@ def register(sub):
     p.add_argument("--method", default="saliency",
                    choices=("saliency", "gradxinput", "guided", "deconvnet", "ig"),
                    help="the map to smooth (default saliency)")
-    p.add_argument("--samples", type=int, default=50, help="noisy samples (default 50)")
-    p.add_argument("--sigma", type=float, default=0.15,
+    p.add_argument("--samples", type=POSITIVE_INT, default=50, help="noisy samples (default 50)")
+    p.add_argument("--sigma", type=NONNEG, default=0.15,
                    help="noise level, a fraction of the input's range (default 0.15)")
-    p.add_argument("--steps", type=int, default=16, help="steps when --method ig (default 16)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=16,
+                   help="steps when --method ig (default 16)")
     parser("gradxinput", "gradient × input", run_gradxinput)
     p = parser("ig", "Sundararajan et al. 2017: integrated gradients", run_ig)
-    p.add_argument("--steps", type=int, default=64, help="integration steps (default 64)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=64, help="integration steps (default 64)")
     p.add_argument("--integration", choices=("midpoint", "trapezoid", "left", "right"),
                    default="midpoint", help="quadrature rule (default midpoint)")
     p.add_argument("--baseline", choices=("zero", "black"), default="zero",
@@ -93,6 +109,10 @@ def register(sub):
                    help="ReLU backward rule (default backprop), or an LRP composite (hyphens "
                         "allowed): the trace then holds each layer's relevance, its sum per "
                         "image and the rule there")
+    p.add_argument("--format", choices=("h5", "npz", "npy"), default="h5",
+                   help="h5 (HDF5, default), npz (one NumPy archive) or npy (a folder of .npy files "
+                        "and meta.json): the same arrays and schema, see nnviz.methods.attribution."
+                        "write_trace; nnviz compare --golden reads all three")
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,6 +133,7 @@ def _setup(args):
     net = load_net(args, include_top=needs_top and args.weights != "default")
     for t in specs:
         t.check(net)
+    _check_memory(args, net, len(paths), specs)
     images = numpy.stack([io.load_image(p, (args.size, args.size)) for p in paths])
     x = net.preprocess(images)
     if not specs:
@@ -120,6 +141,34 @@ def _setup(args):
         channel = int(numpy.argmax(to_numpy(act.sum(axis=(0, 2, 3)))))
         specs = [targets.Target(DEFAULT_LAYER, channel)]
     return net, images, x, paths, specs
+
+
+def _check_memory(args, net, n, specs):
+    """Refuse, before any image is loaded, a run whose estimated memory exceeds the limit:
+    the forward and backward of the batch (ig and SmoothGrad-ig: ``n`` images times up to 8
+    path points at once) and the method's own arrays (noise, sums, projections, the trace's
+    recorded gradients)."""
+    name = args.command_name
+    layers = [t.layer for t in specs] or [DEFAULT_LAYER]
+    if name in ("gradcam", "guided-gradcam"):
+        layers.append(args.layer)
+    if name == "top-units":
+        layers.append(args.layer)
+    layers = [a for a in layers if a in net.layers]
+    until = max(layers, key=net.layer_names.index) if layers else None
+    batch, extra = n, 3.0                # the images, x and the map
+    if name == "ig" or (name == "smoothgrad" and args.method == "ig"):
+        batch, extra = n * min(8, args.steps + 1), extra + 3
+    if name == "smoothgrad":
+        extra += 3                        # the noise, x + noise, the running sum
+    if name == "top-units":
+        extra += 2 * args.n               # each channel's unit and channel projections
+    need = models.memory_estimate(net, batch, args.size, args.size, until)
+    if name == "trace":
+        need *= 2                         # every layer's gradient is kept too
+    need += int(extra * n * 3 * args.size * args.size * 4)
+    check_memory(args, need, f"{name} on {n} image{'s' if n != 1 else ''} of "
+                             f"{args.size}×{args.size}")
 
 
 def _picture(kind, g, image, net):
@@ -141,7 +190,8 @@ def _write(args, kind, compute):
     else:
         pngs = {outputs.path(f"{name}-{slug(stem(p))}-{slug(t)}.png"): (i, k)
                 for i, p in enumerate(paths) for k, t in enumerate(specs)}
-    maps = [compute(net, x, t) for t in specs]
+    maps = [finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
+                              f"{name} of {t}") for t in specs]
     written = []
     if args.grid:
         tiles, labels = [], []
@@ -241,12 +291,14 @@ def run_top_units(args):
 
 
 def run_trace(args):
-    """One HDF5 file per target: a group per layer with ``activation`` and ``gradient``."""
+    """One trace per target (``--format``: an HDF5 file, an .npz, or a folder of .npy): every
+    layer's ``activation`` and ``gradient`` (or ``relevance``), with the schema's metadata."""
     net, images, x, paths, specs = _setup(args)
     outputs = Outputs(args, paths)
     name = "-".join(slug(stem(p)) for p in paths)
-    outs = [outputs.path(f"trace-{name}-{slug(t)}-{args.rule}.h5") for t in specs]
+    ext = {"h5": ".h5", "npz": ".npz", "npy": ""}[args.format]
+    outs = [outputs.path(f"trace-{name}-{slug(t)}-{args.rule}{ext}") for t in specs]
     for t, out in zip(specs, outs):
-        methods.trace(net, x, t, args.rule, out)
+        methods.trace(net, x, t, args.rule, out, format=args.format)
         say(args, out)
     return 0

@@ -5,8 +5,14 @@ method's own subcommand parser (:mod:`nnviz.cli.parsers`) with the method option
 (its ``--image`` option, else its first positional), ``--out <temporary folder>`` and
 ``--force``, and runs the subcommand (:func:`~nnviz.cli.common.run_command`) in a worker
 process. The temporary
-folder ``OUT/.partial/RUN/...`` is renamed to ``OUT/TASK`` when the task succeeds, so a folder
-``OUT/TASK`` always holds a complete result, and a re-run skips the tasks whose folder exists.
+folder ``OUT/.partial/RUN@HOST.PID/...`` is renamed to ``OUT/TASK`` when the task succeeds, so a
+folder ``OUT/TASK`` always holds a complete result. A task's identity is its image and its
+options: a fingerprint of both is in the manifest and in ``OUT/TASK/.nnviz-task.json``; a re-run
+skips the tasks whose folder holds a result of the same fingerprint and redoes (replaces) those
+whose options changed. A lock (``OUT/.nnviz-batch.lock``) keeps a second run out of the same
+``OUT``; ``.partial`` folders of clients that are gone (killed) are removed by the next run.
+Every image maps to its own valid folder name (never ``OUT`` itself, ``.``, ``..`` or the
+manifest's name).
 
 Images travel as paths and results as files (workers need the same file system as the
 client: one machine, or a shared disk). Each worker process builds a net once and keeps it in
@@ -14,9 +20,10 @@ a :class:`~nnviz.cli.common.NetCache` that the worker owns (an attribute of the 
 instead of once per task.
 
 The client appends one JSON line per task to ``OUT/manifest.jsonl`` as tasks finish:
-``{"run", "task", "image", "sweep", "options", "status", "outputs", "duration_s", "worker",
-"error", "finished"}`` with status ``done``, ``failed`` or ``skipped`` (its folder existed
-before the run started: nothing ran). Failures:
+``{"run", "task", "image", "sweep", "options", "fingerprint", "status", "outputs",
+"duration_s", "worker", "error", "finished"}`` with status ``done``, ``failed`` or ``skipped``
+(its folder held the same task's result before the run started: nothing ran), and ``replaced``
+(the fingerprint of a result of other options that this one replaced). Failures:
 
 - bad user input (``InputError``: a corrupt image, a bad option value) fails its own task at
   once, with its message in the manifest; the other tasks go on;
@@ -29,25 +36,31 @@ Dask is imported inside functions only: the rest of nnviz never needs it.
 """
 import argparse
 import collections
+import contextlib
 import datetime
 import glob
+import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import time
 import uuid
 
-from .. import backend
+from .. import backend, io
 from ..errors import InputError
 from . import parsers
-from .common import NetCache, run_command, slug
+from .common import NONNEG_INT, POSITIVE_INT, NetCache, Parser, folder_path, one_line, run_command, slug
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm")
 MANIFEST = "manifest.jsonl"
 PARTIAL = ".partial"
+MARKER = ".nnviz-task.json"       # in each task's folder: its fingerprint, method and options
+LOCK = ".nnviz-batch.lock"        # held (flock) by the run writing OUT
 NEEDS_DASK = "nnviz batch needs Dask: pip install nnviz[batch]"
 
 
@@ -57,7 +70,7 @@ NEEDS_DASK = "nnviz batch needs Dask: pip install nnviz[batch]"
 
 def _raise_input_error(parser):
     def error(message):
-        raise InputError(f"{parser.prog}: {message}")
+        raise InputError(f"{parser.prog}: {one_line(message)}")
     return error
 
 
@@ -130,21 +143,45 @@ def find_images(specs):
     return list(dict.fromkeys(paths))
 
 
+def _hash(text, n=8):
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
+MAX_NAME = 100
+
+
 def _stems(paths):
-    """A folder name per image: the file's stem, its extension added where stems collide."""
+    """A distinct, valid folder name per image: the file's stem (letters, digits, ``_.=+-``),
+    its extension added where stems collide, and a short hash of the whole path where they
+    still collide (case-insensitively: ``A.png`` and ``a.png`` get two folders everywhere).
+    A name is never empty, ``.``, ``..``, hidden or the manifest's; long names are cut."""
     def stem(p, ext=False):
         if p.startswith("sample:"):
-            return p.split(":", 1)[1]
-        base = os.path.basename(p)
-        return slug(base.replace(".", "-") if ext else os.path.splitext(base)[0])
-    first = collections.Counter(stem(p) for p in paths)
-    names = [stem(p, first[stem(p)] > 1) for p in paths]
-    dup = [n for n, k in collections.Counter(names).items() if k > 1]
-    if dup:
-        clash = [p for p, n in zip(paths, names) if n == dup[0]]
+            base = p.split(":", 1)[1]
+        else:
+            base = os.path.basename(p)
+            base = base.replace(".", "-") if ext else os.path.splitext(base)[0]
+        name = slug(base)
+        if name.casefold() == MANIFEST.casefold():
+            name += "_"
+        if len(name) > MAX_NAME:
+            name = name[:MAX_NAME - 9] + "_" + _hash(p)
+        return name
+    first = collections.Counter(stem(p).casefold() for p in paths)
+    names = [stem(p, first[stem(p).casefold()] > 1) for p in paths]
+    again = collections.Counter(n.casefold() for n in names)
+    names = [n + "__" + _hash(p) if again[n.casefold()] > 1 else n for n, p in zip(names, paths)]
+    dup = [n for n, k in collections.Counter(n.casefold() for n in names).items() if k > 1]
+    if dup:     # a hash collision (or the same path twice): refuse rather than mix results
+        clash = [p for p, n in zip(paths, names) if n.casefold() == dup[0]]
         raise InputError(f"images {clash[0]} and {clash[1]} would write to the same folder "
                          f"{dup[0]!r}: rename one")
     return names
+
+
+def fingerprint(name, argv):
+    """A task's identity: its method and its arguments (options, sweep values, the image)."""
+    return _hash(json.dumps({"method": name, "argv": list(argv)}, sort_keys=True), 16)
 
 
 def make_tasks(parser, images, out, options=(), sweeps=()):
@@ -172,7 +209,8 @@ def make_tasks(parser, images, out, options=(), sweeps=()):
             name = stem + "".join(f"__{k}={slug(v)}" for k, v in sweep.items())
             parser.parse_args(argv + ["--out", os.path.join(out, name)])   # usage errors now
             tasks.append({"task": name, "image": path, "sweep": sweep, "options": options,
-                          "argv": argv, "final": os.path.join(out, name)})
+                          "argv": argv, "final": os.path.join(out, name),
+                          "fingerprint": fingerprint(parser.prog, argv)})
     return tasks
 
 
@@ -223,7 +261,50 @@ def _worker_address():
 
 def _outputs(folder, out):
     return sorted(os.path.relpath(os.path.join(d, f), out)
-                  for d, _, files in os.walk(folder) for f in files)
+                  for d, _, files in os.walk(folder) for f in files if f != MARKER)
+
+
+def read_marker(folder):
+    """The task marker of a result folder (a dict), or None when it has none (not a result of
+    nnviz batch) or it is unreadable."""
+    try:
+        with open(os.path.join(folder, MARKER)) as f:
+            marker = json.load(f)
+        return marker if isinstance(marker, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_marker(folder, task):
+    marker = {"fingerprint": task["fingerprint"], "task": task["task"], "image": task["image"],
+              "sweep": task["sweep"], "options": task["options"]}
+    with open(os.path.join(folder, MARKER), "w") as f:
+        json.dump(marker, f, sort_keys=True)
+
+
+def _install(tmp, final, task, partial):
+    """Rename the finished ``tmp`` folder to ``final``. Returns the fingerprint of a result of
+    other options that it replaced, or None."""
+    try:
+        os.rename(tmp, final)
+        return None
+    except OSError:
+        if not os.path.isdir(final):
+            raise
+    old = read_marker(final)
+    if old is None:
+        raise InputError(f"{final} exists and is not a result of nnviz batch (it has no "
+                         f"{MARKER}): move it away")
+    if old.get("fingerprint") == task["fingerprint"]:
+        # an earlier attempt of this task finished it (its worker died before reporting):
+        # the first complete result stays
+        return None
+    # a result of other options: set it aside, put the new one in, then delete the old
+    aside = os.path.join(partial, f"replaced-{os.path.basename(final)}.{uuid.uuid4().hex[:8]}")
+    os.rename(final, aside)
+    os.rename(tmp, final)
+    shutil.rmtree(aside, ignore_errors=True)
+    return old.get("fingerprint")
 
 
 def run_task(method, task, partial):
@@ -249,13 +330,10 @@ def run_task(method, task, partial):
         if code not in (0, None):
             raise InputError(f"{parser.prog} exited with code {code}")
         final = task["final"]
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not os.path.isdir(final):
-                raise
-            # an earlier attempt of this task finished it (its worker died before reporting):
-            # the first complete result stays
+        _write_marker(tmp, task)
+        replaced = _install(tmp, final, task, partial)
+        if replaced:
+            result["replaced"] = replaced
         result["outputs"] = _outputs(final, os.path.dirname(final))
     except FINAL_ERRORS as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
@@ -402,6 +480,77 @@ def _collect(distributed, futures, record, quiet, progress):
         bar.close()
 
 
+def _host():
+    return slug(socket.gethostname()) or "host"
+
+
+def partial_name(run_id):
+    """The name of a run's folder in ``OUT/.partial``: ``RUN@HOST.PID`` (this client's)."""
+    return f"{run_id}@{_host()}.{os.getpid()}"
+
+
+def clean_stale_partials(out):
+    """Remove the ``OUT/.partial`` folders of clients on this machine that are gone (killed);
+    returns their names. Folders of live clients, and of other machines, stay."""
+    root = os.path.join(out, PARTIAL)
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        m = re.fullmatch(r".+@(.+)\.(\d+)", name)
+        if m and m[1] == _host() and not io.process_alive(int(m[2])):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(name)
+    try:
+        os.rmdir(root)
+    except OSError:
+        pass
+    return removed
+
+
+@contextlib.contextmanager
+def out_lock(out):
+    """Hold ``OUT/.nnviz-batch.lock`` (an advisory ``flock``, released by the system if this
+    process dies) for the block; InputError when another run holds it."""
+    try:
+        import fcntl
+    except ImportError:       # not on POSIX: no lock
+        yield
+        return
+    path = os.path.join(out, LOCK)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise InputError(f"--out {out} is being written by another nnviz batch ({holder}): "
+                             "wait for it to finish, or use another --out") from None
+        try:      # the holder before us may have unlinked the file between our open and flock
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{datetime.datetime.now().isoformat(timespec='seconds')}".encode())
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
 def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=None,
         threads_per_worker=1, retries=2, device=None, quiet=False, progress=None):
     """Run ``method`` on every image (× every sweep combination) and write ``out``.
@@ -420,15 +569,24 @@ def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=N
     except ImportError:
         raise RuntimeError(NEEDS_DASK) from None
     os.makedirs(out, exist_ok=True)
+    with out_lock(out):
+        return _run_locked(method, name, tasks, out, distributed, scheduler, workers,
+                           threads_per_worker, retries, device, quiet, progress)
+
+
+def _run_locked(method, name, tasks, out, distributed, scheduler, workers, threads_per_worker,
+                retries, device, quiet, progress):
+    clean_stale_partials(out)
     manifest = os.path.join(out, MANIFEST)
     run_id = datetime.datetime.now().strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
-    partial = os.path.join(out, PARTIAL, run_id)
+    partial = os.path.join(out, PARTIAL, partial_name(run_id))
     counts = {"done": 0, "failed": 0, "skipped": 0}
     rows = []
 
     def record(task, **result):
         row = {"run": run_id, "method": name, "task": task["task"], "image": task["image"],
-               "sweep": task["sweep"], "options": task["options"], "outputs": [],
+               "sweep": task["sweep"], "options": task["options"],
+               "fingerprint": task["fingerprint"], "outputs": [],
                "duration_s": None, "worker": None, "error": None,
                "finished": datetime.datetime.now().isoformat(timespec="seconds")}
         row.update(result)
@@ -438,12 +596,29 @@ def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=N
 
     todo = []
     for task in tasks:
-        if os.path.isdir(task["final"]):
-            record(task, status="skipped", outputs=_outputs(task["final"], out))
-        else:
-            todo.append(task)
+        final = task["final"]
+        if os.path.isdir(final):
+            marker = read_marker(final)
+            if marker is not None and marker.get("fingerprint") == task["fingerprint"]:
+                record(task, status="skipped", outputs=_outputs(final, out))
+                continue
+            if marker is None:
+                record(task, status="failed", error=f"InputError: {final} exists and is not a "
+                       f"result of nnviz batch (it has no {MARKER}): move it away")
+                _say(False, f"nnviz batch: {task['task']} failed: {rows[-1]['error']}")
+                continue
+        elif os.path.lexists(final):
+            record(task, status="failed", error=f"InputError: {final} exists and is not a "
+                   "folder: move it away")
+            _say(False, f"nnviz batch: {task['task']} failed: {rows[-1]['error']}")
+            continue
+        todo.append(task)     # new, or its folder holds a result of other options: (re)do it
     if not todo:
-        _say(quiet, f"nnviz batch: nothing to do, all {len(tasks)} tasks are in {out}")
+        if counts["failed"]:
+            _say(quiet, f"nnviz batch: {counts['failed']} failed, {counts['skipped']} skipped; "
+                        f"manifest {manifest}")
+        else:
+            _say(quiet, f"nnviz batch: nothing to do, all {len(tasks)} tasks are in {out}")
         return dict(counts, rows=rows)
 
     client = cluster = None
@@ -463,7 +638,7 @@ def run(method, images, out, *, options=(), sweeps=(), scheduler=None, workers=N
             cluster.close()
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            os.rmdir(os.path.join(out, PARTIAL))   # only when no other run uses it
+            os.rmdir(os.path.join(out, PARTIAL))   # only when nothing else is left in it
         except OSError:
             pass
     _say(quiet, f"nnviz batch: {counts['done']} done, {counts['failed']} failed, "
@@ -495,19 +670,20 @@ def _add_options(p):
     p.add_argument("--images", action="append", metavar="DIR_OR_GLOB",
                    help="a folder of images, a glob pattern ('photos/**/*.png'), a file or "
                         "sample:NAME; repeatable")
-    p.add_argument("--out", metavar="DIR", help="output folder: a subfolder per task, and manifest.jsonl")
+    p.add_argument("--out", metavar="DIR", type=folder_path,
+                   help="output folder: a subfolder per task, and manifest.jsonl")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="run every combination of these values of METHOD's option --NAME "
                         "(style_weight=1e2,1e3 -> --style-weight 1e2, ...); repeatable")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="join this Dask scheduler (e.g. tcp://host:8786) instead of starting a "
                         "local cluster")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=POSITIVE_INT, default=None, metavar="N",
                    help="worker processes of the local cluster (default: one per CPU core, or "
                         "one per GPU with --device gpu; at most one per task)")
-    p.add_argument("--threads-per-worker", type=int, default=1, metavar="T",
+    p.add_argument("--threads-per-worker", type=POSITIVE_INT, default=1, metavar="T",
                    help="threads per worker process (default 1; each thread has its own net)")
-    p.add_argument("--retries", type=int, default=2, metavar="R",
+    p.add_argument("--retries", type=NONNEG_INT, default=2, metavar="R",
                    help="retries of a task that raised an unexpected error (default 2; bad "
                         "input is not retried; a task whose worker died goes to another "
                         "worker regardless)")
@@ -548,11 +724,11 @@ def run_command_line(args):
     if "-h" in more or "--help" in more:
         args._batch_parser.print_help()
         return 0
-    tail = argparse.ArgumentParser(prog="nnviz batch", add_help=False)
+    tail = Parser(prog="nnviz batch", add_help=False)
     _add_options(tail)
 
     def error(message):
-        raise InputError(message)
+        raise InputError(one_line(message))
     tail.error = error
     tail.parse_args(more, namespace=args)   # values given before METHOD are kept
     if not args.images:

@@ -1,30 +1,274 @@
-"""What every subcommand shares: its parser, the common options, the net, and the paths it
+"""What every subcommand shares: its parser (one-line errors, typed options whose ranges
+``--help`` shows), the common options, the net, the memory a run may take, and the paths it
 writes (one check for all of them)."""
 import argparse
+import contextlib
+import math
 import os
 import re
+import signal
 import sys
 import threading
 
 from .. import backend, functional, models
 from ..errors import InputError
+from ..io import MAX_SIDE
 
 ARCHS = ("vgg16", "vgg19")
 
 
+# -- parsers: one line per error, every value checked with its range ---------------------------
+
+def one_line(message):
+    """argparse's ``argument --steps: -1: must be ...`` as ``--steps -1: must be ...``; any
+    message on one line."""
+    message = " ".join(str(message).split())
+    m = re.match(r"argument ([^:]+): (.*)$", message)
+    if not m:
+        return message
+    names, rest = m.groups()
+    name = max(names.split("/"), key=len)          # the long option: --quiet, not -q
+    c = re.match(r"invalid choice: (.*?) \(choose from (.*)\)$", rest)
+    if c:
+        return f"{name} {c[1].strip(chr(39))}: invalid choice (choose from {c[2].replace(chr(39), '')})"
+    if re.match(r".*?: must be ", rest):            # a Number's message: VALUE: must be ...
+        return f"{name} {rest}"
+    return f"{name}: {rest}"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``nnviz SUBCOMMAND: error: ...``
+    (no usage lines), exit status 2, and whose help shows each typed option's valid range
+    and default."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+    def parse_args(self, args=None, namespace=None):
+        args, extra = self.parse_known_args(args, namespace)
+        if extra:      # reported by the subcommand's parser, under its name
+            self._chosen(args).error(f"unrecognized arguments: {' '.join(extra)}")
+        return args
+
+    def _chosen(self, ns):
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(ns, action.dest, None) or "")
+                if sub is not None:
+                    return sub._chosen(ns) if isinstance(sub, Parser) else sub
+        return self
+
+    def format_help(self):
+        for action in self._actions:
+            _annotate(action)
+        return super().format_help()
+
+
+def _annotate(action):
+    """Add the valid range (typed options) and the default to an option's help, once."""
+    if getattr(action, "_annotated", False) or action.help in (None, argparse.SUPPRESS):
+        return
+    action._annotated = True
+    kind = getattr(action, "valid", None) or getattr(action.type, "valid", None)
+    text = action.help
+    if kind and kind not in text:
+        text += f" [{kind}]"
+    default = action.default
+    if action.nargs != 0 and default not in (None, argparse.SUPPRESS, [], ()) and \
+            "default" not in text:
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        text += f" (default {shown})"
+    action.help = text.replace("%", "%%").replace("%%(default)s", "%(default)s")
+
+
+class Number:
+    """An argparse type: a finite ``int`` or ``float`` in a range (``lo``/``hi`` inclusive
+    unless ``lo_open``/``hi_open``). Its ``valid`` text goes into ``--help``."""
+
+    def __init__(self, kind, lo=None, hi=None, lo_open=False, hi_open=False):
+        self.kind, self.lo, self.hi, self.lo_open, self.hi_open = kind, lo, hi, lo_open, hi_open
+        what = "an integer" if kind is int else "a number"
+        show = (lambda v: f"{v:,}" if kind is int and abs(v) >= 10 ** 6 else f"{v:g}")
+        if lo is not None and hi is not None and not lo_open and not hi_open:
+            self.valid = f"{what} in [{show(lo)}, {show(hi)}]"
+        else:
+            parts = ([f"{'>' if lo_open else '≥'} {show(lo)}"] if lo is not None else []) + \
+                    ([f"{'<' if hi_open else '≤'} {show(hi)}"] if hi is not None else [])
+            self.valid = f"{what} {' and '.join(parts)}" if parts else f"a finite {what[2:]}"
+        self.__name__ = self.valid
+
+    def __call__(self, text):
+        text = str(text).strip()
+        try:
+            if self.kind is int:
+                value = int(text)
+            else:
+                value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.valid}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.valid} (a finite value)")
+        lo, hi = self.lo, self.hi
+        if (lo is not None and (value <= lo if self.lo_open else value < lo)) or \
+                (hi is not None and (value >= hi if self.hi_open else value > hi)):
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.valid}")
+        return value
+
+    def __repr__(self):
+        return f"Number({self.valid})"
+
+
+def integer(lo=None, hi=None):
+    return Number(int, lo, hi)
+
+
+def number(lo=None, hi=None, lo_open=False, hi_open=False):
+    return Number(float, lo, hi, lo_open, hi_open)
+
+
+POSITIVE_INT = integer(1)
+NONNEG_INT = integer(0)
+FINITE = number()
+POSITIVE = number(0, lo_open=True)
+NONNEG = number(0)
+PERCENT = number(0, 100)
+SIZE = integer(32, MAX_SIDE)      # VGG needs 32 px; the image-pixel limit bounds the side
+SEED = integer(0, 2 ** 63 - 1)
+
+
+class Pair(argparse.Action):
+    """``nargs=2`` with a type per value: ``--lp P WEIGHT``."""
+
+    def __init__(self, option_strings, dest, types=(FINITE, FINITE), **kw):
+        kw.setdefault("nargs", 2)
+        super().__init__(option_strings, dest, **kw)
+        self.types = types
+        names = kw.get("metavar") or ("first", "second")
+        self.valid = ", ".join(f"{n}: {t.valid}" for n, t in zip(names, types))
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        out = []
+        for name, t, v in zip(self.metavar, self.types, values):
+            try:
+                out.append(t(v))
+            except argparse.ArgumentTypeError as e:
+                raise argparse.ArgumentError(self, f"{name} {e}") from None
+        setattr(namespace, self.dest, tuple(out))
+
+
+class ListOf:
+    """An argparse type: comma-separated values of ``item`` (a :class:`Number`), at least one."""
+
+    def __init__(self, item, what):
+        self.item = item
+        self.valid = f"comma-separated {what}, each {item.valid}"
+        self.__name__ = self.valid
+
+    def __call__(self, text):
+        parts = [p.strip() for p in str(text).split(",")]
+        if not text.strip() or not all(parts):
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.valid}")
+        try:
+            return [self.item(p) for p in parts]
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.valid}") from None
+
+
+class Channels:
+    """An argparse type: channels ``0-15`` or ``3,7,9`` or both (``0-3,8``); ranges ascending,
+    channels ≥ 0, at most :data:`MAX` of them (whether the layer has them is checked later)."""
+
+    MAX = 4096
+    valid = f"channels ≥ 0 as A-B (A ≤ B) or A,B,C; at most {MAX}"
+    __name__ = valid
+
+    def __call__(self, text):
+        out = []
+        for part in str(text).split(","):
+            m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+            if not m:
+                raise argparse.ArgumentTypeError(f"{text}: must be {self.valid}, e.g. 0-15 or "
+                                                 "3,7,9")
+            a, b = int(m[1]), int(m[2]) if m[2] is not None else int(m[1])
+            if b < a:
+                raise argparse.ArgumentTypeError(f"{text}: must be {self.valid} ({a}-{b} runs "
+                                                 "backwards)")
+            if len(out) + b - a + 1 > self.MAX:
+                raise argparse.ArgumentTypeError(f"{text}: must be {self.valid}")
+            out += range(a, b + 1)
+        if len(set(out)) != len(out):
+            raise argparse.ArgumentTypeError(f"{text}: must be {self.valid} (a channel is "
+                                             "named twice)")
+        return out
+
+
+CHANNELS = Channels()
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+
+
+def byte_size(text):
+    """``512M``, ``8G``, ``1.5GB``, ``1000000`` (bytes; K, M, G, T are powers of 1024) ->
+    bytes, > 0."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m[2].lower() not in _UNITS or not float(m[1]) > 0 or \
+            not math.isfinite(float(m[1])):
+        raise argparse.ArgumentTypeError(f"{text}: must be {byte_size.valid}")
+    return int(float(m[1]) * _UNITS[m[2].lower()])
+
+
+byte_size.valid = "a size > 0 in bytes, or with K, M, G or T (e.g. 512M, 8G)"
+
+
+def folder_path(text):
+    """An argparse type for output folders: refused when it, or a folder above it, is a file."""
+    path = os.fspath(text)
+    if not path.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a folder path, not empty")
+    check_folder(path, None)
+    return path
+
+
+def check_folder(folder, option, shown=None):
+    """InputError (or ArgumentTypeError when ``option`` is None) when ``folder`` cannot be an
+    output folder: it or a folder above it is a file, or it is not writable. The message
+    names ``option`` and ``shown`` (default: the folder)."""
+    shown = folder if shown is None else shown
+
+    def fail(msg):
+        if option is None:
+            raise argparse.ArgumentTypeError(f"{shown}: must be a folder that can be written "
+                                             f"({msg})")
+        raise InputError(f"{option} {shown}: {msg}" if option else f"{shown}: {msg}")
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        fail(f"{probe} is a file, not a folder")
+    if os.path.isdir(probe) and not os.access(probe, os.W_OK | os.X_OK):
+        fail(f"cannot write in {probe} (permission denied)")
+
+
 def add_parser(sub, name, help, examples="", description=None):
-    """A subcommand's parser, its examples shown as written (one line each)."""
+    """A subcommand's parser (a :class:`Parser`: one-line errors), its examples shown as
+    written (one line each)."""
+    if not (isinstance(sub._parser_class, type) and issubclass(sub._parser_class, Parser)):
+        sub._parser_class = Parser
     return sub.add_parser(name, help=help, description=description or help, epilog=examples,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_common(parser, weights=True, out=True):
     """The options every subcommand takes: --device, --seed, --quiet, and where fitting
-    --arch/--weights/--conv and --out/--force."""
+    --arch/--weights/--conv/--max-memory and --out/--force."""
     g = parser.add_argument_group("common options")
     g.add_argument("--device", default=None, choices=backend.DEVICES,
                    help="cpu, gpu or auto (default: $NNVIZ_DEVICE or auto)")
-    g.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed for every random choice (default 0)")
     g.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     if weights:
         g.add_argument("--arch", default="vgg16", choices=ARCHS, help="network (default vgg16)")
@@ -34,8 +278,12 @@ def add_common(parser, weights=True, out=True):
         g.add_argument("--conv", default=None, choices=functional.CONV_ALGORITHMS,
                        help="how 3×3 convolutions are computed: im2col + GEMM (direct), or "
                             "Winograd F(2×2,3×3) (default: $NNVIZ_CONV or direct)")
+        g.add_argument("--max-memory", type=byte_size, default=None, metavar="BYTES",
+                       help="refuse a run whose estimated memory exceeds this (default: the "
+                            "memory available on this machine, MemAvailable)")
     if out:
-        g.add_argument("--out", default="nnviz-out", help="output folder (default nnviz-out)")
+        g.add_argument("--out", type=folder_path, default="nnviz-out",
+                       help="output folder (default nnviz-out)")
         g.add_argument("--force", action="store_true", help="overwrite existing outputs")
     return g
 
@@ -47,17 +295,60 @@ def run_command(args):
         return args.func(args)
 
 
+def sentence(message):
+    """An OS error's text as a sentence: ``[Errno 20] Not a directory: 'a/b'`` -> ``a/b: not a
+    directory``."""
+    def fix(m):
+        what = m[1][0].lower() + m[1][1:]
+        return f"{m[3]}: {what}" if m[3] else what
+    return re.sub(r"\[Errno -?\d+\] ([^:'\]]+?)(: '([^']*)')?(?=$|[);,]| \(|: )", fix, str(message))
+
+
+def _os_message(e):
+    if isinstance(e, OSError) and e.strerror:
+        what = e.strerror[0].lower() + e.strerror[1:]
+        names = [os.fspath(f) for f in (e.filename, e.filename2) if f is not None]
+        return f"{' -> '.join(map(str, names))}: {what}" if names else what
+    return sentence(e)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def execute(args):
     """:func:`run_command` as a command line does it: the exit status, with bad input as one
-    line on stderr (status 2) and a failed run as one line too (status 1)."""
+    line on stderr (status 2) and a failed run as one line too (status 1). SIGTERM is taken
+    as Ctrl-C."""
     try:
-        return run_command(args) or 0
+        with sigterm_as_interrupt():
+            return run_command(args) or 0
     except KeyboardInterrupt:
         print("nnviz: interrupted", file=sys.stderr)
         return 1
-    except (InputError, KeyError, ValueError, TypeError, RuntimeError, OSError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"nnviz {args.command}: error: {msg}", file=sys.stderr)
+    except (InputError, KeyError, ValueError, TypeError, RuntimeError, OSError,
+            MemoryError) as e:
+        if isinstance(e, KeyError) and e.args:
+            msg = e.args[0]
+        elif isinstance(e, MemoryError):
+            msg = f"out of memory{': ' + str(e) if str(e) else ''} (see --max-memory)"
+        elif isinstance(e, OSError):
+            msg = _os_message(e)
+        else:
+            msg = sentence(e)
+        print(f"nnviz {args.command}: error: {' '.join(str(msg).split())}", file=sys.stderr)
         return 2 if isinstance(e, (InputError, KeyError)) else 1
 
 
@@ -103,6 +394,77 @@ def say(args, *msg):
         print(*msg, flush=True)
 
 
+def finite_or_explain(net, result, rerun, what):
+    """``result`` if every value is finite; else run ``rerun()`` again with the net's finite
+    checks on (:meth:`nnviz.models.Net.finite_checks`) to find the first layer, forward, or
+    going back, whose output is not finite, and raise :class:`InputError` naming it."""
+    xp = backend.get_array_module(result)
+    if bool(xp.isfinite(result).all()):
+        return result
+    try:
+        with net.finite_checks():
+            rerun()
+    except InputError as e:
+        raise InputError(f"{what}: {e}") from None
+    raise InputError(f"{what}: the result is not finite (NaN or Inf), though every layer's "
+                     "output was finite when run again")
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+def available_memory():
+    """Bytes this process may still allocate: ``MemAvailable`` of /proc/meminfo, or the
+    cgroup's limit minus its use when lower; None when neither is known."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def human_bytes(n):
+    for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_memory(args, need, what):
+    """Refuse (InputError) a run whose estimate ``need`` (bytes) exceeds ``--max-memory`` or,
+    by default, the memory available on the machine; the message gives both numbers."""
+    limit = getattr(args, "max_memory", None)
+    source = "--max-memory"
+    if limit is None:
+        limit, source = available_memory(), "the memory available on this machine"
+    if limit is not None and need > limit:
+        raise InputError(f"{what} needs about {human_bytes(need)} of memory, more than "
+                         f"{source} ({human_bytes(limit)}); use a smaller --size or fewer "
+                         "images, or set --max-memory")
+    return need
+
+
+def check_net_memory(args, net, n, h, w, until=None, extra=0.0, what=None):
+    """:func:`check_memory` of a forward and backward of ``n`` images ``h × w`` to ``until``
+    (:func:`nnviz.models.memory_estimate`), plus ``extra`` images' worth of float32 buffers
+    of the method (optimizer state, sums, noise)."""
+    need = models.memory_estimate(net, n, h, w, until) + int(extra * n * 3 * h * w * 4)
+    return check_memory(args, need, what or f"{getattr(args, 'command', 'this run')} on {n} "
+                                            f"image{'s' if n != 1 else ''} of {h}×{w}")
+
+
 # -- names and paths -------------------------------------------------------------------------
 
 def stem(path):
@@ -114,8 +476,10 @@ def stem(path):
 
 
 def slug(text):
-    """``text`` reduced to a safe file-name part (letters, digits, ``_.=+-``)."""
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text)).strip("_") or "_"
+    """``text`` reduced to a safe file-name part (letters, digits, ``_.=+-``; never ``.`` or
+    ``..``, never starting with a dot)."""
+    s = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text)).strip("_").lstrip(".")
+    return s or "_"
 
 
 def input_files(paths):
@@ -126,35 +490,67 @@ def input_files(paths):
 
 class Outputs:
     """The one check for every path a command writes: never one of its inputs, never an
-    existing file without ``--force``, never the same path twice in one run. Writing is
-    atomic (:func:`nnviz.io.atomic_path`)."""
+    existing file without ``--force``, never the same path twice in one run, never in a
+    folder that a file stands in the way of. Writing is atomic (:func:`nnviz.io.atomic_path`).
+    A command checks all its paths (snapshots included, :meth:`series`) before it computes,
+    so a refusal writes nothing."""
 
     def __init__(self, args, inputs=()):
         self.folder = getattr(args, "out", None) or "."
         self.force = bool(getattr(args, "force", False))
         self.inputs = input_files(inputs)
         self.taken = set()
+        check_folder(self.folder, "--out")
 
     def path(self, name):
         """The checked path of file ``name`` in --out."""
         return self.check(os.path.join(self.folder, name))
 
-    def check(self, path):
-        """``path`` (as given), checked."""
+    def check(self, path, option=None):
+        """``path`` (as given), checked; ``option`` names where it came from (``--loss-csv``)."""
+        path = os.fspath(path)
+        where = f"{option} {path}" if option else path
         real = os.path.realpath(path)
         if real in self.taken:
-            raise InputError(f"{path}: two outputs of this run would have the same path")
+            raise InputError(f"{where}: two outputs of this run would have the same path")
         for inp in self.inputs:
-            if os.path.exists(inp) and os.path.exists(path) and os.path.samefile(inp, path):
-                raise InputError(f"{path}: refusing to overwrite an input file")
-        if os.path.exists(path) and not self.force:
-            raise InputError(f"{path}: exists (use --force to overwrite)")
+            same = os.path.realpath(inp) == real or (
+                os.path.exists(inp) and os.path.exists(path) and os.path.samefile(inp, path))
+            if same:
+                raise InputError(f"{where}: refusing to overwrite an input file")
+        if os.path.isdir(path):
+            raise InputError(f"{where}: is a folder, not a file")
+        if os.path.lexists(path) and not self.force:
+            raise InputError(f"{where}: exists (use --force to overwrite)")
+        check_folder(os.path.dirname(os.path.abspath(path)), option or "", path)
         self.taken.add(real)
+        return path
+
+    def series(self, template, steps, **fields):
+        """Snapshot paths, all checked now: ``template`` (a format string in --out, e.g.
+        ``name-step{step:05d}.png``) for every step of ``steps`` and every combination of the
+        ``fields`` (``batch=range(3)``). Returns ``path(step, **fields)``."""
+        import itertools
+        names = list(fields)
+        made = {}
+        for step in steps:
+            for combo in itertools.product(*fields.values()):
+                kw = dict(zip(names, combo))
+                key = (step,) + tuple(combo)
+                made[key] = self.check(os.path.join(self.folder, template.format(step=step, **kw)))
+
+        def path(step, **kw):
+            key = (step,) + tuple(kw[k] for k in names)
+            if key not in made:
+                made[key] = self.check(os.path.join(self.folder,
+                                                    template.format(step=step, **kw)))
+            return made[key]
         return path
 
     def pattern(self, template):
         """Snapshot paths: a function ``(step, **fields) -> path`` of ``template`` (a format
-        string in --out, e.g. ``name-step{step:05d}.png``), each path checked when made."""
+        string in --out, e.g. ``name-step{step:05d}.png``), each path checked when made
+        (:meth:`series` checks them all first)."""
         def path(step, **fields):
             return self.check(os.path.join(self.folder, template.format(step=step, **fields)))
         return path

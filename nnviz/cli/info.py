@@ -1,5 +1,5 @@
 """``nnviz info``: the layers of a net, their output shapes and parameter counts."""
-from .common import add_common, add_parser, load_net
+from .common import SIZE, add_common, add_parser, load_net
 
 EXAMPLES = """examples:
   nnviz info                       # VGG16 with the default weights
@@ -11,7 +11,7 @@ def register(sub):
     p = add_parser(sub, "info", "print the layers, shapes and parameter counts of a net", EXAMPLES,
                    description=__doc__)
     add_common(p, out=False)
-    p.add_argument("--size", type=int, default=224, help="input size (default 224)")
+    p.add_argument("--size", type=SIZE, default=224, help="input size (default 224)")
     p.add_argument("--no-top", action="store_true", help="without the fully connected layers")
     p.set_defaults(func=run)
 

@@ -2,12 +2,37 @@
 want (activation maximization, Simonyan's class models, DeepDream, Mahendran & Vedaldi's
 inversion); see :mod:`nnviz.methods.maximization`, :mod:`~nnviz.methods.deepdream` and
 :mod:`~nnviz.methods.inversion`."""
-from .. import methods
-from ..errors import InputError
-from ..io import load_image, save_png
+import sys
+
+from .. import methods, models, targets
+from ..io import MAX_SIDE, load_image, save_png
 from ..methods.optimize import Optimizer
 from ..render import grid
-from .common import Outputs, add_common, add_parser, load_net, say, slug, stem
+from ..vgg import TOP_LAYERS
+from .common import (
+    CHANNELS,
+    NONNEG,
+    NONNEG_INT,
+    PERCENT,
+    POSITIVE,
+    POSITIVE_INT,
+    Outputs,
+    Pair,
+    add_common,
+    add_parser,
+    check_memory,
+    check_net_memory,
+    integer,
+    load_net,
+    number,
+    say,
+    slug,
+    stem,
+)
+
+# sizes down to 1 pixel: a shallow layer works on small images (a layer too deep for the size is
+# refused with its name, by the memory estimate's shape arithmetic)
+ANY_SIZE = integer(1, MAX_SIDE)
 
 EXAMPLES = {
     "maximize": """examples:
@@ -41,24 +66,26 @@ def _parser(sub, name, help):
 
 def _loop_options(p, steps, lr):
     g = p.add_argument_group("optimization")
-    g.add_argument("--steps", type=int, default=steps, help=f"steps (default {steps})")
-    g.add_argument("--lr", type=float, default=lr, help=f"step size in pixel levels (default {lr})")
-    g.add_argument("--optimizer", default="adam", choices=Optimizer.KINDS)
-    g.add_argument("--snapshot-every", type=int, default=None, metavar="K",
+    g.add_argument("--steps", type=POSITIVE_INT, default=steps, help=f"steps (default {steps})")
+    g.add_argument("--lr", type=POSITIVE, default=lr,
+                   help=f"step size in pixel levels (default {lr})")
+    g.add_argument("--optimizer", default="adam", choices=Optimizer.KINDS, help="default adam")
+    g.add_argument("--snapshot-every", type=POSITIVE_INT, default=None, metavar="K",
                    help="write a snapshot PNG every K steps")
     return g
 
 
 def _regularizers(g):
-    g.add_argument("--lp", type=float, nargs=2, default=(6, 1.0), metavar=("P", "WEIGHT"),
-                   help="Lp regularizer (default 6 1.0)")
-    g.add_argument("--tv", type=float, nargs=2, default=(2, 0.5), metavar=("BETA", "WEIGHT"),
-                   help="total variation regularizer (default 2 0.5)")
-    g.add_argument("--jitter", type=int, default=4, help="random roll of up to N px (default 4)")
-    g.add_argument("--blur-every", type=int, default=None, metavar="K",
+    g.add_argument("--lp", action=Pair, types=(number(1), NONNEG), default=(6, 1.0),
+                   metavar=("P", "WEIGHT"), help="Lp regularizer (default 6 1.0)")
+    g.add_argument("--tv", action=Pair, types=(number(1), NONNEG), default=(2, 0.5),
+                   metavar=("BETA", "WEIGHT"), help="total variation regularizer (default 2 0.5)")
+    g.add_argument("--jitter", type=NONNEG_INT, default=4,
+                   help="random roll of up to N px (default 4)")
+    g.add_argument("--blur-every", type=POSITIVE_INT, default=None, metavar="K",
                    help="Gaussian blur every K steps")
-    g.add_argument("--blur-sigma", type=float, default=0.5)
-    g.add_argument("--clip-small", type=float, default=None, metavar="PERCENTILE",
+    g.add_argument("--blur-sigma", type=POSITIVE, default=0.5, help="blur's sigma in pixels")
+    g.add_argument("--clip-small", type=PERCENT, default=None, metavar="PERCENTILE",
                    help="zero the pixels whose norm is below this percentile, each step")
 
 
@@ -66,59 +93,77 @@ def register(sub):
     p = _parser(sub, "maximize", "the image that maximizes a channel, a unit or a class")
     p.add_argument("target", help="LAYER:CHANNEL, LAYER:CHANNEL:I,J or a class index")
     p.add_argument("--image", default=None, help="start from this image (default: noise)")
-    p.add_argument("--size", type=int, default=None, help="image size (default 128; 224 for a class)")
+    p.add_argument("--size", type=ANY_SIZE, default=None,
+                   help="image size (default 128; 224 for a class)")
     _regularizers(_loop_options(p, 200, 2.0))
     p.set_defaults(func=run_maximize)
 
     p = _parser(sub, "filters", "a grid of many channels of one layer, each maximized")
     p.add_argument("layer")
-    p.add_argument("--channels", default="0-15", help="e.g. 0-15 or 3,7,9 (default 0-15)")
-    p.add_argument("--size", type=int, default=64, help="image size per channel (default 64)")
-    p.add_argument("--batch", type=int, default=16, help="channels per forward (default 16)")
+    p.add_argument("--channels", type=CHANNELS, default=CHANNELS("0-15"),
+                   help="e.g. 0-15 or 3,7,9 (default 0-15)")
+    p.add_argument("--size", type=ANY_SIZE, default=64, help="image size per channel (default 64)")
+    p.add_argument("--batch", type=integer(1, 1024), default=16,
+                   help="channels per forward (default 16)")
     _regularizers(_loop_options(p, 200, 2.0))
     p.set_defaults(func=run_filters)
 
     p = _parser(sub, "class-model", "Simonyan et al.'s class model: argmax S_c(I) - λ‖I‖²")
-    p.add_argument("class_index", type=int)
-    p.add_argument("--l2", type=float, default=1e-3, help="λ (default 1e-3)")
+    p.add_argument("class_index", type=NONNEG_INT, help="an fc8 class (0..999)")
+    p.add_argument("--l2", type=NONNEG, default=1e-3, help="λ (default 1e-3)")
     g = _loop_options(p, 200, 1.0)
     g.set_defaults(optimizer="sgd")
     p.set_defaults(func=run_class_model)
 
     p = _parser(sub, "dream", "DeepDream: amplify what layers see in an image")
     p.add_argument("image")
-    p.add_argument("--size", type=int, default=None, help="resize the longer side first")
-    p.add_argument("--layers", nargs="+", default=["relu4_3"])
-    p.add_argument("--octaves", type=int, default=4)
-    p.add_argument("--octave-scale", type=float, default=1.4)
-    p.add_argument("--steps-per-octave", type=int, default=10)
-    p.add_argument("--step-size", type=float, default=0.01)
-    p.add_argument("--tile-size", type=int, default=512)
-    p.add_argument("--snapshot-every", type=int, default=None, metavar="K")
+    p.add_argument("--size", type=ANY_SIZE, default=None, help="resize the longer side first")
+    p.add_argument("--layers", nargs="+", default=["relu4_3"], help="default relu4_3")
+    p.add_argument("--octaves", type=integer(1, 32), default=4, help="default 4")
+    p.add_argument("--octave-scale", type=number(1, 16), default=1.4,
+                   help="each octave this much smaller (default 1.4)")
+    p.add_argument("--steps-per-octave", type=POSITIVE_INT, default=10, help="default 10")
+    p.add_argument("--step-size", type=POSITIVE, default=0.01,
+                   help="step in half pixel ranges (default 0.01)")
+    p.add_argument("--tile-size", type=integer(32, MAX_SIDE), default=512,
+                   help="largest tile the net sees at once (default 512)")
+    p.add_argument("--snapshot-every", type=POSITIVE_INT, default=None, metavar="K",
+                   help="write a snapshot PNG every K steps")
     p.set_defaults(func=run_dream)
 
     p = _parser(sub, "invert", "Mahendran & Vedaldi: an image from a layer's representation")
     p.add_argument("image")
-    p.add_argument("--layer", default="relu3_3")
-    p.add_argument("--size", type=int, default=224, help="resize the longer side (default 224)")
-    p.add_argument("--alpha", type=float, default=6)
-    p.add_argument("--alpha-weight", type=float, default=1e-3)
-    p.add_argument("--tv-beta", type=float, default=2)
-    p.add_argument("--tv-weight", type=float, default=1e-2)
+    p.add_argument("--layer", default="relu3_3", help="default relu3_3")
+    p.add_argument("--size", type=ANY_SIZE, default=224, help="resize the longer side (default 224)")
+    p.add_argument("--alpha", type=number(1), default=6, help="α of the α-norm (default 6)")
+    p.add_argument("--alpha-weight", type=NONNEG, default=1e-3, help="default 1e-3")
+    p.add_argument("--tv-beta", type=number(1), default=2, help="β of the TV prior (default 2)")
+    p.add_argument("--tv-weight", type=NONNEG, default=1e-2, help="default 1e-2")
     _loop_options(p, 200, 2.0)
     p.set_defaults(func=run_invert)
 
 
-def _outputs(args, name, inputs=(), snapshot="{name}-step{{step:05d}}.png"):
-    """The checked output path ``OUT/name.png`` and the snapshot paths beside it."""
+def _outputs(args, name, inputs=(), snapshot="{name}-step{{step:05d}}.png", steps=None,
+             **fields):
+    """The checked output path ``OUT/name.png`` and the snapshot paths beside it (every one
+    that the run can write, ``steps`` in all, checked now: a refusal writes nothing)."""
     outputs = Outputs(args, inputs)
     path = outputs.path(f"{name}.png")
-    snapshots = outputs.pattern(snapshot.format(name=name)) if args.snapshot_every else None
+    snapshots = None
+    if args.snapshot_every:
+        total = args.steps if steps is None else steps
+        snapshots = outputs.series(snapshot.format(name=name),
+                                   range(args.snapshot_every, total + 1, args.snapshot_every),
+                                   **fields)
     return path, snapshots
 
 
 def _finish(args, result, path, images=None):
     save_png(result.image if images is None else images, path, force=True)
+    if result.status == "interrupted":
+        print(f"nnviz {args.command}: {result.message}; wrote {path}", file=sys.stderr,
+              flush=True)
+        return 1
     if result.message:
         print(f"nnviz: {result.message}")
     say(args, f"wrote {path}")
@@ -136,13 +181,30 @@ def _reg(args):
                 blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip_small=args.clip_small)
 
 
+# the optimization's own arrays, in images of the batch: x, the new x, the gradient, Adam's two
+# moments, the jittered copy and the regularizers' temporaries
+LOOP_BUFFERS = 12
+
+
+def _size_of(img, size):
+    """(h, w) of ``img`` (an (H, W, 3) array) with its longer side at ``size`` (or as is)."""
+    h, w = img.shape[:2]
+    if size is None:
+        return h, w
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def run_maximize(args):
     net = load_net(args, include_top=args.target.isdigit() or args.target.startswith("fc"))
     inputs = [args.image] if args.image else []
     path, snapshots = _outputs(args, f"maximize-{slug(args.target)}", inputs)
+    t = targets.parse(args.target).check(net)
+    size = args.size or (224 if args.image or t.layer in TOP_LAYERS else 128)
+    check_net_memory(args, net, 1, size, size, t.layer, LOOP_BUFFERS)
     x0 = None
     if args.image:
-        x0 = net.preprocess(load_image(args.image, args.size or 224))
+        x0 = net.preprocess(load_image(args.image, size))
     r = methods.maximize(net, args.target, x0=x0, size=args.size, **_reg(args),
                          **_common(args, snapshots))
     h = r.history
@@ -150,22 +212,16 @@ def run_maximize(args):
     return _finish(args, r, path)
 
 
-def _channels(spec):
-    out = []
-    try:
-        for part in spec.split(","):
-            a, _, b = part.partition("-")
-            out += list(range(int(a), int(b) + 1)) if b else [int(a)]
-    except ValueError:
-        raise InputError(f"--channels {spec!r}: expected e.g. 0-15 or 3,7,9") from None
-    return out
-
-
 def run_filters(args):
     net = load_net(args, include_top=False)
+    net.check_layer(args.layer)
+    batches = -(-len(args.channels) // args.batch)
     path, snapshots = _outputs(args, f"filters-{slug(args.layer)}",
-                               snapshot="{name}-batch{{batch}}-step{{step:05d}}.png")
-    r = methods.filters(net, args.layer, _channels(args.channels), size=args.size,
+                               snapshot="{name}-batch{{batch}}-step{{step:05d}}.png",
+                               batch=range(batches))
+    check_net_memory(args, net, min(args.batch, len(args.channels)), args.size, args.size,
+                     args.layer, LOOP_BUFFERS)
+    r = methods.filters(net, args.layer, args.channels, size=args.size,
                         batch=args.batch, **_reg(args), **_common(args, snapshots))
     return _finish(args, r, path, grid(list(r.images), r.labels))
 
@@ -173,14 +229,25 @@ def run_filters(args):
 def run_class_model(args):
     net = load_net(args, include_top=True)
     path, snapshots = _outputs(args, f"class-model-{args.class_index}")
+    check_net_memory(args, net, 1, 224, 224, "fc8", LOOP_BUFFERS)
     r = methods.class_model(net, args.class_index, l2=args.l2, **_common(args, snapshots))
     return _finish(args, r, path)
 
 
 def run_dream(args):
     net = load_net(args, include_top=False)
-    path, snapshots = _outputs(args, f"dream-{slug(stem(args.image))}", [args.image])
-    x = net.preprocess(load_image(args.image, args.size))
+    path, snapshots = _outputs(args, f"dream-{slug(stem(args.image))}", [args.image],
+                               steps=args.octaves * args.steps_per_octave)
+    for layer in args.layers:
+        net.check_layer(layer)
+    img = load_image(args.image, args.size)
+    h, w = img.shape[:2]
+    deepest = max(args.layers, key=net.layer_names.index)
+    # the tiles go through the net one at a time; the whole image's arrays (x, the octave's
+    # base and detail, the gradient, rolled copies) stay in memory
+    tile = models.memory_estimate(net, 1, min(h, args.tile_size), min(w, args.tile_size), deepest)
+    check_memory(args, tile + 10 * 3 * h * w * 4, f"dream on an image of {h}×{w}")
+    x = net.preprocess(img)
     r = methods.dream(
         net, x, layers=args.layers, octaves=args.octaves, octave_scale=args.octave_scale,
         steps_per_octave=args.steps_per_octave, step_size=args.step_size,
@@ -193,7 +260,10 @@ def run_invert(args):
     net = load_net(args, include_top=False)
     path, snapshots = _outputs(args, f"invert-{slug(stem(args.image))}-{slug(args.layer)}",
                                [args.image])
-    image = net.preprocess(load_image(args.image, args.size))
+    net.check_layer(args.layer)
+    img = load_image(args.image, args.size)
+    check_net_memory(args, net, 1, *img.shape[:2], args.layer, LOOP_BUFFERS + 2)
+    image = net.preprocess(img)
     r = methods.invert(net, image, args.layer, alpha=args.alpha, tv_beta=args.tv_beta,
                        alpha_weight=args.alpha_weight, tv_weight=args.tv_weight,
                        **_common(args, snapshots))

@@ -9,10 +9,27 @@ import sys
 
 import numpy
 
+from .. import models
 from ..errors import InputError
-from ..io import atomic_path, load_image, resize, save_png
+from ..io import MAX_SIDE, atomic_path, load_image, resize, save_png
 from ..methods import style as S
-from .common import Outputs, add_common, add_parser, load_net, say, stem
+from .common import (
+    NONNEG,
+    NONNEG_INT,
+    POSITIVE_INT,
+    ListOf,
+    Outputs,
+    add_common,
+    add_parser,
+    check_memory,
+    integer,
+    load_net,
+    number,
+    say,
+    stem,
+)
+
+STYLE_SIZE = integer(16, MAX_SIDE)
 
 EXAMPLES = """examples:
   nnviz style sample:astronaut starry_night.jpg --output astro_starry.png
@@ -21,13 +38,6 @@ EXAMPLES = """examples:
   nnviz style sample:chelsea --mode content --iters 200        # reconstruct from relu4_2
   nnviz style none painting.jpg --mode texture --size 256      # texture synthesis
 """
-
-
-def _floats(text, what):
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(f"{what}: expected comma-separated numbers, got {text!r}") from None
 
 
 def _layers(text):
@@ -45,23 +55,25 @@ def register(sub):
     p.add_argument("--mode", default="transfer", choices=S.MODES,
                    help="transfer (default); content: reconstruct the content from noise; "
                         "texture: synthesize the style from noise")
-    p.add_argument("--style-weights", default=None, metavar="W1,W2,...",
+    p.add_argument("--style-weights", type=ListOf(NONNEG, "weights"), default=None,
+                   metavar="W1,W2,...",
                    help="blend weights of the style images (normalized to sum 1; default equal)")
-    p.add_argument("--content-weight", type=float, default=S.CONTENT_WEIGHT,
+    p.add_argument("--content-weight", type=NONNEG, default=S.CONTENT_WEIGHT,
                    help=f"default {S.CONTENT_WEIGHT:g}")
-    p.add_argument("--style-weight", type=float, default=S.STYLE_WEIGHT,
+    p.add_argument("--style-weight", type=NONNEG, default=S.STYLE_WEIGHT,
                    help=f"default {S.STYLE_WEIGHT:g}")
-    p.add_argument("--tv-weight", type=float, default=S.TV_WEIGHT,
+    p.add_argument("--tv-weight", type=NONNEG, default=S.TV_WEIGHT,
                    help=f"total variation weight (default {S.TV_WEIGHT:g})")
     p.add_argument("--content-layers", default=",".join(S.CONTENT_LAYERS),
                    help="default %(default)s")
     p.add_argument("--style-layers", default=",".join(S.STYLE_LAYERS), help="default %(default)s")
-    p.add_argument("--size", type=int, default=512,
+    p.add_argument("--size", type=STYLE_SIZE, default=512,
                    help="longer side of the optimized image (default 512)")
-    p.add_argument("--scales", default=None, metavar="S1,S2,...",
+    p.add_argument("--scales", type=ListOf(STYLE_SIZE, "sizes"), default=None,
+                   metavar="S1,S2,...",
                    help="coarse-to-fine sizes, e.g. 256,512 (default: halving from --size while "
                         "≥ 1024)")
-    p.add_argument("--style-scale", type=float, default=1.0,
+    p.add_argument("--style-scale", type=number(0, 8, lo_open=True), default=1.0,
                    help="style images at this fraction of --size (default 1)")
     p.add_argument("--init", default="content",
                    help="content (default), noise, or an image path")
@@ -69,22 +81,23 @@ def register(sub):
                    help="keep the content's colours (transfer luminance only)")
     p.add_argument("--pooling", default="avg", choices=("avg", "max"),
                    help="pooling of the net (default avg, as Gatys recommends)")
-    p.add_argument("--iters", type=int, default=500, help="L-BFGS iterations per scale (default 500)")
-    p.add_argument("--snapshot-every", type=int, default=0, metavar="K",
-                   help="also write the image every K iterations")
+    p.add_argument("--iters", type=POSITIVE_INT, default=500,
+                   help="L-BFGS iterations per scale (default 500)")
+    p.add_argument("--snapshot-every", type=NONNEG_INT, default=0, metavar="K",
+                   help="also write the image every K iterations (default 0: never)")
     p.add_argument("--loss-csv", default=None, metavar="PATH",
                    help="where to write the loss curve (iteration, loss, content, style, tv, "
                         "size, seconds); default: beside the image, OUTPUT_loss.csv")
-    p.add_argument("--print-every", type=int, default=10, metavar="K",
-                   help="print progress every K iterations (default 10)")
+    p.add_argument("--print-every", type=NONNEG_INT, default=10, metavar="K",
+                   help="print progress every K iterations (default 10; 0: never)")
     p.add_argument("--statistic", default="gram", choices=S.STATISTICS,
                    help="style statistic: gram (Gatys) or mean (channel means)")
-    p.add_argument("--palette", type=int, default=None, metavar="N",
+    p.add_argument("--palette", type=integer(2, 256), default=None, metavar="N",
                    help="reduce the style images to N colours first")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--keep-size", action="store_true",
                       help="write the image at the optimized size, not the content's")
-    size.add_argument("--output-size", type=int, default=None, metavar="N",
+    size.add_argument("--output-size", type=STYLE_SIZE, default=None, metavar="N",
                       help="write the image with its longer side N")
     p.add_argument("--float64", action="store_true", help="compute the features in float64")
     add_common(p)
@@ -95,20 +108,29 @@ def run(args):
     no_content = args.content.lower() == "none"
     content = None if no_content else load_image(args.content)
     styles = [load_image(s) for s in args.styles] if args.mode != "content" else []
-    blend = None if not args.style_weights else _floats(args.style_weights, "--style-weights")
+    blend = args.style_weights or None
+    if blend is not None and not sum(blend) > 0:
+        raise InputError(f"--style-weights {','.join(map(str, blend))}: at least one weight must "
+                         "be > 0")
     init = args.init if args.init in ("content", "noise") else load_image(args.init)
-    scales = None if args.scales is None else [int(v) for v in _floats(args.scales, "--scales")]
+    scales = args.scales
 
     outputs = Outputs(args, [args.content, *args.styles, args.init])
     if args.output:
-        out_path = outputs.check(args.output)
+        out_path = outputs.check(args.output, "--output")
     else:
         name = "_".join([stem(args.content)] + [stem(s) for s in args.styles[:3]])
         out_path = outputs.path(f"{'style' if args.mode == 'transfer' else args.mode}_{name}.png")
     base = os.path.splitext(out_path)[0]
-    csv_path = outputs.check(args.loss_csv or base + "_loss.csv")
+    csv_path = outputs.check(args.loss_csv or base + "_loss.csv", "--loss-csv")
+    n_scales = len(scales or S.default_scales(args.size))
+    snapshots = outputs.series(os.path.abspath(base).replace("{", "{{").replace("}", "}}")
+                               + "_iter{step:04d}.png",
+                               range(args.snapshot_every, args.iters * n_scales + 1,
+                                     args.snapshot_every)) if args.snapshot_every else None
 
     net = load_net(args, include_top=False, pooling=args.pooling)
+    _check_memory(args, net, content, styles, scales)
     say(args, f"{net.arch} ({args.pooling} pooling) on {net.device}; {args.mode} at {args.size} "
               f"px, {args.iters} iterations per scale")
     final_hw = (content if content is not None else styles[0] if styles else None)
@@ -122,7 +144,7 @@ def run(args):
 
     def on_iteration(info):
         if "image" in info:
-            path = outputs.check(f"{base}_iter{info['iteration']:04d}.png")
+            path = snapshots(info["iteration"])
             say(args, f"snapshot {save_png(finish(info['image']), path)}")
 
     result = S.transfer(
@@ -140,11 +162,34 @@ def run(args):
     n = len(result.history)
     per_iter = (sum(h["seconds"] for h in result.history) / n) if n else 0.0
     if result.status != "done":
-        print(f"nnviz style: {result.message}", file=sys.stderr, flush=True)
+        print(f"nnviz style: {result.message}; wrote {path}", file=sys.stderr, flush=True)
     say(args, f"loss {result.loss:.4e} after {n} iterations, {result.seconds:.1f} s "
               f"({per_iter:.2f} s/iteration)")
     say(args, path)
     return 1 if result.status == "interrupted" else 0
+
+
+def _check_memory(args, net, content, styles, scales):
+    """Refuse a run whose estimate exceeds the memory limit: at the largest scale, the net's
+    forward and backward of the image (and of each style image, one at a time), in the
+    computing dtype, plus L-BFGS-B's float64 history (20 pairs of vectors) and its work arrays."""
+    size = max(scales or S.default_scales(args.size))
+    ref = content if content is not None else styles[0] if styles else None
+    h0, w0 = ref.shape[:2] if ref is not None else (size, size)
+    scale = size / max(h0, w0)
+    h, w = max(1, round(h0 * scale)), max(1, round(w0 * scale))
+    dtype = numpy.float64 if args.float64 else numpy.float32
+    layers = [v.strip() for v in (args.content_layers + "," + args.style_layers).split(",")
+              if v.strip() in net.layers]
+    until = max(layers, key=net.layer_names.index) if layers else None
+    need = models.memory_estimate(net, 1, h, w, until, dtype)
+    side = max(16, round(size * args.style_scale))
+    for st in styles:
+        k = side / max(st.shape[:2])
+        hs, ws = max(1, round(st.shape[0] * k)), max(1, round(st.shape[1] * k))
+        need = max(need, models.memory_estimate(net, 1, hs, ws, until, dtype, backward=False))
+    need += (2 * 20 + 10) * 3 * h * w * 8
+    check_memory(args, need, f"style at {w}×{h} pixels")
 
 
 LOSS_COLUMNS = ("iteration", "loss", "content", "style", "tv", "size", "seconds")

@@ -5,7 +5,7 @@ import sys
 
 from .. import weights
 from ..vgg import PREPROCESSING
-from .common import ARCHS, add_parser, say
+from .common import ARCHS, add_parser, check_folder, say
 
 EXAMPLES = """examples:
   nnviz weights import vgg16_weights_tf_dim_ordering_tf_kernels.h5      # Keras applications
@@ -65,6 +65,9 @@ def register(sub):
 
 
 def run_import(args):
+    if args.out:
+        out = os.path.abspath(args.out)
+        check_folder(out if os.path.isdir(out) else os.path.dirname(out), "--out")
     meta = weights.convert(args.src, args.out, arch=args.arch, source=args.source,
                            license=args.license, preprocess=args.preprocess, force=args.force)
     for note in meta.get("notes", []):

@@ -21,6 +21,9 @@ autograd here.
 Targets (``nnviz.targets``): a class index of ``fc8`` (pre-softmax score), ``(layer, channel)``
 (the channel's activation summed over space) or ``(layer, channel, (i, j))`` (one unit).
 """
+import hashlib
+import json
+import os
 from collections import OrderedDict
 
 import numpy
@@ -247,8 +250,8 @@ def smoothgrad(method, net, x, target, n=50, sigma=0.15, seed=0, **kw):
     n = int(n)
     if n < 1:
         raise InputError(f"smoothgrad needs n >= 1 samples, got {n}")
-    if not sigma >= 0:
-        raise InputError(f"sigma must be >= 0, got {sigma}")
+    if not (sigma >= 0 and numpy.isfinite(sigma)):
+        raise InputError(f"sigma must be a finite number >= 0, got {sigma}")
     xp = get_array_module(x)
     flat = x.reshape(x.shape[0], -1)
     scale = (sigma * (flat.max(axis=1) - flat.min(axis=1))).reshape(-1, 1, 1, 1)
@@ -329,7 +332,7 @@ def integrated_gradients(net, x, target, baseline=None, steps=64, integration="m
 # trace: every layer's activation and gradient, to HDF5
 # ---------------------------------------------------------------------------------------
 
-def trace(net, x, target, rule="backprop", path=None, force=True):
+def trace(net, x, target, rule="backprop", path=None, force=True, format=None):
     """Forward ``x`` to the target's layer and go back from its seed (the gradient of the
     score) under ``rule``, recording for every layer its activation and the gradient arriving
     at its output, and the gradient at the input (``"input"``).
@@ -342,7 +345,10 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
     ``path``, also writes one HDF5 file, atomically: a group per layer (``input`` first) with
     datasets ``activation`` and ``gradient`` (LRP: ``relevance`` and ``relevance_sum``, its
     sum per image, and the group attribute ``rule``, the rule that layer applies); file
-    attributes ``arch``, ``target``, ``rule``.
+    attributes ``arch``, ``target``, ``rule``, and ``meta``: the JSON of :func:`trace_meta`.
+    ``format`` ``"npz"`` or ``"npy"`` (or a path ending in ``.npz``, or not in ``.h5``)
+    writes the same arrays and description with NumPy alone (:func:`write_trace`), for tests
+    in any language; :func:`read_trace` reads all three.
     """
     x = _as_batch(net, x)
     t, act = _target(net, x, target)
@@ -354,6 +360,9 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
     out = OrderedDict([("input", (x, dx))])
     for name in net.activations:
         out[name] = (net.activations[name], record[name])
+    if path is not None and trace_format(path, format) != "h5":       # .npz, or a folder of .npy
+        write_trace(out, path, trace_meta(net, x, t, rule, relevance), format, force)
+        return out
     if path is not None:
         import h5py
 
@@ -365,6 +374,7 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
                 f.attrs["rule"] = rule if isinstance(rule, str) else repr(
                     sorted(rule.items(), key=str) if isinstance(rule, dict) else rule)
                 f.attrs["layers"] = list(out)
+                f.attrs["meta"] = json.dumps(trace_meta(net, x, t, rule, relevance))
                 for name, (a, g) in out.items():
                     grp = f.create_group(name)
                     grp.create_dataset("activation", data=backend.to_numpy(a))
@@ -377,3 +387,170 @@ def trace(net, x, target, rule="backprop", path=None, force=True):
                     if name != "input":
                         grp.attrs["rule"] = repr(placed.get(name, rules.GRADIENT))
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# trace files: HDF5, .npz, or a folder of .npy files, with one schema
+# ---------------------------------------------------------------------------------------
+
+TRACE_SCHEMA = "nnviz-trace/1"
+TRACE_FORMATS = ("h5", "npz", "npy")
+
+
+def trace_format(path, format=None):
+    """The format of a trace file: ``format`` when given (``h5``, ``npz``, ``npy``), else from
+    ``path``: ``.npz``, ``.h5``/``.hdf5``, anything else a folder of ``.npy`` files."""
+    if format is not None:
+        if format not in TRACE_FORMATS:
+            raise InputError(f"trace format {format!r}: expected one of {', '.join(TRACE_FORMATS)}")
+        return format
+    low = os.fspath(path).lower()
+    if low.endswith(".npz"):
+        return "npz"
+    if low.endswith((".h5", ".hdf5")):
+        return "h5"
+    return "npy"
+
+
+def weights_digest(net):
+    """The sha256 of ``net``'s parameters: each parameter's name, shape and float32
+    little-endian bytes, in layer order. The same weights give the same digest whatever file
+    they came from (a Keras file, a state dict, an ONNX model, nnviz's own)."""
+    h = hashlib.sha256()
+    for key, a in net.parameters():
+        a = numpy.ascontiguousarray(backend.to_numpy(a), dtype="<f4")
+        h.update(f"{key}{tuple(a.shape)}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _rule_meta(rule):
+    if rule is None or isinstance(rule, str):
+        return rule or "backprop"
+    if isinstance(rule, dict) and all(isinstance(v, str) or hasattr(v, "name") for v in rule.values()):
+        return {str(k): (v if isinstance(v, str) else v.name) for k, v in rule.items()}
+    return repr(rule)
+
+
+def trace_meta(net, x, target, rule, relevance=False):
+    """The trace's description (schema ``nnviz-trace/1``): ``schema``, ``arch``, ``layers``
+    (in order, ``input`` first), ``target``, ``rule`` (a name, a dict layer -> rule name, or
+    the repr of a composite), ``signal`` (``gradient``, or ``relevance`` under LRP rules),
+    ``seed`` (``one``: the gradient of the target's score; ``score``: relevance starts from the
+    score), ``dtype``, ``input_shape``, ``preprocess``, ``weights_sha256``
+    (:func:`weights_digest`), ``weights_source`` and ``nnviz`` (the version)."""
+    from .. import __version__
+    layers = ["input"] + list(net.activations)
+    return dict(schema=TRACE_SCHEMA, arch=net.arch, layers=layers, target=str(target), rule=_rule_meta(rule),
+                signal="relevance" if relevance else "gradient", seed="score" if relevance else "one",
+                dtype=str(x.dtype), input_shape=[int(s) for s in x.shape], preprocess=net.preprocessing,
+                weights_sha256=weights_digest(net), weights_source=str(net.weights_info.get("source", "")),
+                nnviz=__version__)
+
+
+def write_trace(out, path, meta, format=None, force=True):
+    """Write the trace ``out`` (name -> (activation, signal)) with ``meta`` to ``path``,
+    atomically, as ``npz`` (arrays ``"<layer>/activation"`` and ``"<layer>/<signal>"``, and
+    ``"meta"``: the JSON of ``meta`` as a 0-d string array) or ``npy`` (a folder:
+    ``<layer>.activation.npy``, ``<layer>.<signal>.npy`` and ``meta.json``). Every array is
+    NCHW (or (N, features)) in the trace's dtype; ``<signal>`` is ``gradient`` or
+    ``relevance`` as ``meta["signal"]`` says. Returns ``path``."""
+    import shutil
+    import tempfile
+
+    from ..io import atomic_path
+    fmt = trace_format(path, format)
+    signal = meta.get("signal", "gradient")
+    arrays = OrderedDict()
+    for name, (a, g) in out.items():
+        arrays[f"{name}/activation"] = backend.to_numpy(a)
+        arrays[f"{name}/{signal}"] = backend.to_numpy(g)
+    text = json.dumps(meta, indent=1)
+    if fmt == "npz":
+        with atomic_path(path, force=force) as tmp:
+            with open(tmp, "wb") as fh:
+                numpy.savez(fh, meta=numpy.array(text), **arrays)
+        return path
+    if fmt != "npy":
+        raise InputError(f"write_trace writes npz or npy; {fmt!r} traces are written by trace()")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        if not force:
+            raise InputError(f"{path}: exists (use --force to overwrite)")
+        if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "meta.json")):
+            raise InputError(f"{path}: exists and is not a trace folder (no meta.json): refusing to replace it")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.{os.getpid()}-", suffix=".tmp", dir=parent)
+    try:
+        for key, a in arrays.items():
+            numpy.save(os.path.join(tmp, key.replace("/", ".") + ".npy"), a)
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old-", dir=parent)
+            os.replace(path, os.path.join(old, "trace"))
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def read_trace(path):
+    """A trace written by :func:`trace` (``.h5``, ``.npz`` or a folder of ``.npy``):
+    ``(arrays, meta)`` with ``arrays`` an ordered dict name -> (activation, signal) (NumPy,
+    ``input`` first) and ``meta`` as :func:`trace_meta` describes (for HDF5 traces written
+    before the schema, what their attributes say). Nothing from the file is run
+    (``allow_pickle=False``)."""
+    path = os.fspath(path)
+    name = os.path.basename(path.rstrip(os.sep)) or path
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such trace")
+    fmt = "npy" if os.path.isdir(path) else trace_format(path)
+    try:
+        if fmt == "npz":
+            with numpy.load(path, allow_pickle=False) as z:
+                if "meta" not in z.files:
+                    raise InputError(f"{name}: an .npz without 'meta': not an nnviz trace")
+                meta = json.loads(str(z["meta"]))
+                signal = meta.get("signal", "gradient")
+                arrays = OrderedDict((n, (z[f"{n}/activation"], z[f"{n}/{signal}"])) for n in meta["layers"])
+        elif fmt == "npy":
+            mpath = os.path.join(path, "meta.json")
+            if not os.path.isfile(mpath):
+                raise InputError(f"{name}: a folder without meta.json: not an nnviz trace")
+            with open(mpath, encoding="utf-8") as fh:
+                meta = json.load(fh)
+            signal = meta.get("signal", "gradient")
+            arrays = OrderedDict(
+                (n, tuple(numpy.load(os.path.join(path, f"{n}.{k}.npy"), allow_pickle=False)
+                          for k in ("activation", signal))) for n in meta["layers"])
+        else:
+            import h5py
+            with h5py.File(path, "r") as f:
+                if "meta" in f.attrs:
+                    meta = json.loads(f.attrs["meta"])
+                else:
+                    meta = dict(schema=None, arch=str(f.attrs.get("arch", "")), target=str(f.attrs.get("target", "")),
+                                rule=str(f.attrs.get("rule", "backprop")), layers=[str(v) for v in f.attrs["layers"]])
+                    first = f[meta["layers"][0]]
+                    meta["signal"] = "relevance" if "relevance" in first else "gradient"
+                    meta["seed"] = "score" if meta["signal"] == "relevance" else "one"
+                signal = meta.get("signal", "gradient")
+                arrays = OrderedDict((n, (f[n]["activation"][()], f[n][signal][()])) for n in meta["layers"])
+    except InputError:
+        raise
+    except (KeyError, ValueError, OSError, EOFError) as e:
+        raise InputError(f"{name}: not a readable nnviz trace: {e}") from None
+    return arrays, meta

@@ -10,6 +10,7 @@ import numpy
 
 from .. import backend
 from ..backend import get_array_module
+from ..errors import InputError
 from ..functional import resize_bilinear
 from ..models import out_size, reach
 from .optimize import Result, pixel_bounds, pixel_unit, progress_bar, save_snapshot
@@ -126,8 +127,13 @@ def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_pe
     (``roll``; TF's tutorial), the tiled gradient (:func:`tiled_dream_gradient`; memory bounded
     by ``tile_size``), roll back, normalize by its std (``"std"``, TF) or mean |g|
     (``"mean_abs"``, the notebook), step ``step_size`` half-ranges (TF's units: images in
-    [-1, 1]), clip to the pixel range. Returns a :class:`~nnviz.methods.optimize.Result`."""
+    [-1, 1]), clip to the pixel range. Each step is checked before it is applied: a
+    non-finite objective, normalization or step stops the run there, keeping the last finite
+    image (status ``"stopped"``). Ctrl-C (SIGTERM under the ``nnviz`` command) stops it too,
+    keeping the last image (status ``"interrupted"``). Returns a
+    :class:`~nnviz.methods.optimize.Result`."""
     layers = _check_layers(net, layers)
+    _check_options(octaves, octave_scale, steps_per_octave, step_size, tile_size)
     image = backend.to_device(image, net.device)
     xp = get_array_module(image)
     rng = numpy.random.default_rng(seed)
@@ -136,6 +142,11 @@ def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_pe
     h, w = image.shape[2:]
     sizes = [(max(1, round(h / octave_scale ** k)), max(1, round(w / octave_scale ** k)))
              for k in reversed(range(octaves))]
+    deepest = max(layers, key=net.layer_names.index)
+    if min(out_size(net, deepest, *sizes[0])) < 1:
+        raise InputError(f"dream: the smallest octave would be {sizes[0][1]}×{sizes[0][0]} "
+                         f"pixels, too small for layer {deepest!r}: use fewer octaves "
+                         f"({octaves}) or a smaller octave scale ({octave_scale:g})")
     history = []
     start = time.perf_counter()
 
@@ -143,39 +154,74 @@ def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_pe
         return Result(x, history, images=net.deprocess(x), status=status, message=message,
                       stopped=[stopped], loss=history[-1]["objective"] if history else None,
                       seconds=time.perf_counter() - start)
+    if grad_norm not in ("std", "mean_abs"):
+        raise ValueError(f"grad_norm must be 'std' or 'mean_abs', got {grad_norm!r}")
     bar = progress_bar(octaves * steps_per_octave, "dream", progress)
     detail = None
     step = 0
-    for octave, (oh, ow) in enumerate(sizes):
-        base = resize_bilinear(image, oh, ow)
-        detail = xp.zeros_like(base) if detail is None else resize_bilinear(detail, oh, ow)
-        x = base + detail
-        for _ in range(steps_per_octave):
-            shift = (int(rng.integers(0, oh)), int(rng.integers(0, ow))) if roll else (0, 0)
-            value, g = tiled_dream_gradient(net, xp.roll(x, shift, axis=(2, 3)), layers, tile_size)
-            g = xp.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
-            if grad_norm == "std":
-                scale = float(g.std())
-            elif grad_norm == "mean_abs":
-                scale = float(xp.abs(g).mean())
+    x, base = image, None
+    try:
+        for octave, (oh, ow) in enumerate(sizes):
+            base = resize_bilinear(image, oh, ow)
+            detail = xp.zeros_like(base) if detail is None else resize_bilinear(detail, oh, ow)
+            x = base + detail
+            for _ in range(steps_per_octave):
+                shift = (int(rng.integers(0, oh)), int(rng.integers(0, ow))) if roll else (0, 0)
+                value, g = tiled_dream_gradient(net, xp.roll(x, shift, axis=(2, 3)), layers,
+                                                tile_size)
+                g = xp.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
+                scale = float(g.std()) if grad_norm == "std" else float(xp.abs(g).mean())
+                history.append({"step": step, "octave": octave, "objective": value,
+                                "size": (oh, ow)})
+                bad = None if math.isfinite(value) else "the objective is not finite"
+                if bad is None and not (math.isfinite(scale) and scale > 0):
+                    bad = f"normalization: the gradient's {grad_norm} is {scale:g}"
+                if bad is None:
+                    # the step, checked before it is applied
+                    with numpy.errstate(all="ignore"):
+                        new = x + (step_px / scale) * g
+                    if not bool(xp.isfinite(new).all()):
+                        bad = f"the step is not finite (step size {step_size:g})"
+                if bad:
+                    bar.close()
+                    return result(x, "stopped", f"stopped at step {step} (octave {octave}): "
+                                  f"{bad}; kept the last finite image", step)
+                x = xp.minimum(xp.maximum(new, lo), hi)
+                step += 1
+                if snapshot_every and snapshot_path and step % snapshot_every == 0:
+                    save_snapshot(net, x, snapshot_path, step)
+                if callback is not None:
+                    callback(step, x, history[-1])
+                bar.update(1)
+            detail = x - base
+    except KeyboardInterrupt:
+        bar.close()
+        if tuple(x.shape[2:]) != (h, w):
+            # an earlier octave: its detail carried to the full size, as the next octave would
+            if base is not None and base.shape == x.shape:
+                x = image + resize_bilinear(x - base, h, w)
             else:
-                raise ValueError(f"grad_norm must be 'std' or 'mean_abs', got {grad_norm!r}")
-            history.append({"step": step, "octave": octave, "objective": value,
-                            "size": (oh, ow)})
-            bad = None if math.isfinite(value) else "the objective is not finite"
-            if bad is None and not (math.isfinite(scale) and scale > 0):
-                bad = f"normalization: the gradient's {grad_norm} is {scale:g}"
-            if bad:
-                bar.close()
-                return result(x, "stopped", f"stopped at step {step} (octave {octave}): {bad}; "
-                              f"kept the last finite image", step)
-            x = xp.minimum(xp.maximum(x + (step_px / scale) * g, lo), hi)
-            step += 1
-            if snapshot_every and snapshot_path and step % snapshot_every == 0:
-                save_snapshot(net, x, snapshot_path, step)
-            if callback is not None:
-                callback(step, x, history[-1])
-            bar.update(1)
-        detail = x - base
+                x = resize_bilinear(x, h, w)
+            x = xp.minimum(xp.maximum(x, lo), hi)
+        return result(x, "interrupted", f"interrupted at step {step} of "
+                      f"{octaves * steps_per_octave}; kept the last image")
     bar.close()
     return result(x)
+
+
+def _check_options(octaves, octave_scale, steps_per_octave, step_size, tile_size):
+    """InputError for an option out of its range (the CLI's parser checks them too)."""
+    checks = (("octaves", octaves, lambda v: int(v) == v and v >= 1, "an integer ≥ 1"),
+              ("octave_scale", octave_scale, lambda v: math.isfinite(v) and v >= 1,
+               "a finite number ≥ 1"),
+              ("steps_per_octave", steps_per_octave, lambda v: int(v) == v and v >= 0,
+               "an integer ≥ 0"),
+              ("step_size", step_size, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+              ("tile_size", tile_size, lambda v: int(v) == v and v >= 1, "an integer ≥ 1"))
+    for name, value, ok, what in checks:
+        try:
+            good = ok(float(value))
+        except (TypeError, ValueError, OverflowError):
+            good = False
+        if not good:
+            raise InputError(f"dream: {name} {value}: must be {what}")

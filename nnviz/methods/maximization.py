@@ -104,13 +104,17 @@ def filters(net, layer, channels=None, size=64, batch=16, progress=True, **kw):
         parts.append(maximize(net, [(layer, c) for c in chunk], size=size, progress=progress,
                               seed=None if seed is None else seed + b,
                               snapshot_path=_batch_snapshots(snapshots, k), **kw))
+        if parts[-1].status == "interrupted":       # Ctrl-C: keep the batches done so far
+            channels = channels[:b + len(chunk)]
+            break
     stopped = [s for r in parts for s in r.stopped]
     messages = list(dict.fromkeys(r.message for r in parts if r.message))
     return Result(net.xp.concatenate([r.x for r in parts]),
                   [dict(row, batch=k) for k, r in enumerate(parts) for row in r.history],
                   images=numpy.concatenate([r.images for r in parts]),
                   labels=[f"{c}" if s is None else f"{c} stopped" for c, s in zip(channels, stopped)],
-                  status="stopped" if any(s is not None for s in stopped) else "done",
+                  status="interrupted" if parts[-1].status == "interrupted" else
+                  "stopped" if any(s is not None for s in stopped) else "done",
                   message="; ".join(messages) or None, stopped=stopped,
                   seconds=sum(r.seconds for r in parts))
 

@@ -21,6 +21,7 @@ import numpy
 
 from .. import io, render
 from ..backend import get_array_module, to_numpy
+from ..errors import InputError
 
 # -- regularizers ---------------------------------------------------------------------------
 
@@ -160,6 +161,8 @@ class Optimizer:
     def __init__(self, kind, lr):
         if kind not in self.KINDS:
             raise ValueError(f"unknown optimizer {kind!r}: expected one of {', '.join(self.KINDS)}")
+        if not (math.isfinite(float(lr)) and lr > 0):
+            raise InputError(f"learning rate {lr}: must be a finite number > 0")
         self.kind, self.lr, self.t, self.m, self.v = kind, lr, 0, None, None
 
     def step(self, x, g):
@@ -252,11 +255,13 @@ def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0
     ``terms``: ``(name, weight, fn, jittered)`` with ``fn(x) -> (values (N,), grad)``; jittered
     terms (the net's) see the image rolled by a random shift of at most ``jitter`` pixels and
     their gradient is rolled back. ``grad_norm="rms"`` divides each image's gradient by its
-    RMS (Keras' recipe). ``lr`` is in pixel levels (0..255). Each step checks every term and
-    the normalization for non-finite values; an image whose step would be non-finite stops
-    there (its last finite state is kept) with a message naming the term; the loop ends when
-    every image has stopped. Returns a :class:`Result`; its history's last entry is the value
-    after the last step.
+    RMS (Keras' recipe). ``lr`` is in pixel levels (0..255). Each step checks every term,
+    the normalization and the step itself (before it is applied) for non-finite values; an
+    image whose step would be non-finite stops there (its last finite state is kept) with a
+    message naming the term or the step; the loop ends when every image has stopped. Ctrl-C
+    (and SIGTERM under the ``nnviz`` command) stops the loop too: the result keeps the last
+    state, with status ``"interrupted"``. Returns a :class:`Result`; its history's last entry
+    is the value after the last step.
     """
     xp = get_array_module(x)
     rng = numpy.random.default_rng(seed)
@@ -268,36 +273,57 @@ def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0
     moved = numpy.zeros(n, bool)        # has the objective's gradient ever been non-zero?
     history, notes, stopped = [], [None] * n, [None] * n
     bar = progress_bar(steps, desc, progress)
-    for step in range(steps + 1):
-        shift = tuple(int(s) for s in rng.integers(-jitter, jitter + 1, 2)) if jitter else (0, 0)
-        row, grad, why, objective_moved = _evaluate(terms, x, shift, n)
-        moved |= objective_moved
-        history.append(dict(step=step, **row))
-        if step == steps:
-            break
-        scale = _rms_scale(grad, why, grad_norm)
-        for k in numpy.flatnonzero(active & numpy.array([w is not None for w in why])):
-            active[k], stopped[k] = False, step
-            notes[k] = f"image {k} stopped at step {step}: {why[k]}; kept its last finite state"
-        if not active.any():
-            break
-        scale = numpy.where(active & numpy.isfinite(scale) & (scale > 0), scale, 1.0)
-        on = xp.asarray(active.reshape(n, 1, 1, 1))
-        grad = xp.where(on, grad / xp.asarray(scale.reshape(n, 1, 1, 1), dtype=x.dtype), 0)
-        new = opt.step(x, grad)
-        if blur_every and (step + 1) % blur_every == 0:
-            new = gaussian_blur(new, blur_sigma)
-        if clip_small:
-            new = clip_small_norm(new, clip_small)
-        if clip_range:
-            new = xp.minimum(xp.maximum(new, lo), hi)
-        x = xp.where(on, new, x).astype(x.dtype, copy=False)
-        if snapshot_every and snapshot_path and (step + 1) % snapshot_every == 0:
-            save_snapshot(net, x, snapshot_path, step + 1)
-        if callback is not None:
-            callback(step, x, history[-1])
-        bar.update(1)
+    interrupted = False
+    try:
+        for step in range(steps + 1):
+            shift = tuple(int(s) for s in rng.integers(-jitter, jitter + 1, 2)) if jitter \
+                else (0, 0)
+            row, grad, why, objective_moved = _evaluate(terms, x, shift, n)
+            moved |= objective_moved
+            history.append(dict(step=step, **row))
+            if step == steps:
+                break
+            scale = _rms_scale(grad, why, grad_norm)
+            for k in numpy.flatnonzero(active & numpy.array([w is not None for w in why])):
+                active[k], stopped[k] = False, step
+                notes[k] = f"image {k} stopped at step {step}: {why[k]}; kept its last finite state"
+            if not active.any():
+                break
+            scale = numpy.where(active & numpy.isfinite(scale) & (scale > 0), scale, 1.0)
+            on = xp.asarray(active.reshape(n, 1, 1, 1))
+            grad = xp.where(on, grad / xp.asarray(scale.reshape(n, 1, 1, 1), dtype=x.dtype), 0)
+            with numpy.errstate(all="ignore"):      # a non-finite step is reported below
+                new = opt.step(x, grad)
+            # the step itself, checked before it is applied (a learning rate too large)
+            ok = to_numpy(xp.isfinite(new).reshape(n, -1).all(axis=1))
+            for k in numpy.flatnonzero(active & ~ok):
+                active[k], stopped[k] = False, step
+                notes[k] = (f"image {k} stopped at step {step}: the step is not finite (learning "
+                            f"rate {lr:g}); kept its last finite state")
+            if not active.any():
+                break
+            on = xp.asarray(active.reshape(n, 1, 1, 1))
+            if blur_every and (step + 1) % blur_every == 0:
+                new = gaussian_blur(new, blur_sigma)
+            if clip_small:
+                new = clip_small_norm(new, clip_small)
+            if clip_range:
+                new = xp.minimum(xp.maximum(new, lo), hi)
+            x = xp.where(on, new, x).astype(x.dtype, copy=False)
+            if snapshot_every and snapshot_path and (step + 1) % snapshot_every == 0:
+                save_snapshot(net, x, snapshot_path, step + 1)
+            if callback is not None:
+                callback(step, x, history[-1])
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
     bar.close()
+    if interrupted:
+        done = len(history) - 1 if history else 0
+        return Result(x, history, images=net.deprocess(x), status="interrupted",
+                      message=f"interrupted at step {max(done, 0)} of {steps}; kept the last image",
+                      stopped=stopped, loss=history[-1]["loss"] if history else None,
+                      seconds=time.perf_counter() - start)
     for k in numpy.flatnonzero(~moved):
         notes[k] = notes[k] or (f"image {k}: the objective's gradient stayed 0 (a dead target "
                                 f"at this image; only the regularizers moved it)")
