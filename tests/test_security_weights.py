@@ -12,11 +12,11 @@ import time
 import zipfile
 
 import h5py
+import hostile
 import numpy
 import pytest
 import torch
 
-import hostile
 from nnviz import weights
 from nnviz.cli import main
 from nnviz.errors import InputError
