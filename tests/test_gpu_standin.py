@@ -144,8 +144,13 @@ def test_backend_on_the_standin(monkeypatch):
     g = _gpu(numpy.ones(3))
     backend.synchronize(g)
     backend.synchronize()
+    backend.synchronize(numpy.ones(2))          # a host array: nothing to wait for
     monkeypatch.setattr(backend, "cupy", None)
     assert backend.get_array_module(numpy.ones(2)) is numpy and not backend.is_gpu_array(g)
+    with backend.tf32(True):                     # without CuPy: only the flag
+        assert backend.tf32_enabled()
+    assert not backend.tf32_enabled()
+    backend.synchronize()
 
 
 # -- NumPy-only calls fail on device arrays, as on a GPU ----------------------------------------
