@@ -1,6 +1,6 @@
 """``nnviz compare`` (issue 20) against the real frameworks, each test naming its oracle:
 PyTorch autograd (plain, and with hook-based guided/deconvnet ReLUs, all or ``features`` only,
-as pytorch-cnn-visualizations writes them), Captum's Saliency/GuidedBackprop/Deconvolution,
+as pytorch-cnn-visualizations writes them), Captum's Saliency/GuidedBackprop/Deconvolution/LRP,
 zennit's composites, Keras 3 on the torch backend — all in float64 — and ONNX Runtime on a
 model exported by ``torch.onnx.export`` (forward, float32). Also: a float32 tie made in pooling
 windows (``tie``, exit 0), one altered weight in the framework's copy (``differs`` at that
@@ -164,6 +164,27 @@ def test_torch_and_captum_presets_equal_in_float64(preset, rule, wrong, acts_as,
     named = {m["layer"] for m in bad.mismatches}
     assert named and named <= {n for n in net.layer_names if n.startswith("relu")}
     assert {m["acts_as"] for m in bad.mismatches} == {acts_as}
+
+
+def test_captum_lrp_at_the_input(net, model, x):
+    """Oracle: Captum 0.9's LRP with its default rules (ε = 1e-9 at convolutions and max
+    pooling, ReLUs passed), the strongest unit of relu2_2: its relevance at the input equals
+    nnviz's ``captum-lrp`` composite to 1e-10 (Captum shows no per-layer relevance: only the
+    input row has a backward); against nnviz's epsilon_plus (z⁺ at the convolutions) it
+    differs; a channel target (no output Captum can seed) is refused."""
+    pytest.importorskip("captum")
+    if not hasattr(C.R, "Epsilon"):
+        pytest.skip("nnviz.rules has no LRP rules")
+    act = net.forward(x, until="relu2_2")
+    c, i, j = (int(v) for v in numpy.unravel_index(numpy.argmax(act[0]), act.shape[1:]))
+    report = C.compare(model, x, f"relu2_2:{c}:{i},{j}", preset="captum-lrp")
+    assert report.verdict == "equal", report.table()
+    assert [r.name for r in report.rows if r.backward is not None] == ["input"]
+    assert 0 < report.row("input").backward.scale and report.row("input").backward.rel < 1e-10
+    other = C.compare(model, x, f"relu2_2:{c}:{i},{j}", preset="captum-lrp", rule="epsilon_plus")
+    assert other.verdict == "differs" and other.exit_status == 1
+    with pytest.raises(InputError, match="one unit"):
+        C.compare(model, x, f"relu2_2:{c}", preset="captum-lrp")
 
 
 def test_zennit_composites_equal_in_float64(net, model, x):

@@ -119,6 +119,10 @@ def _presets():
                "Captum Saliency(model).attribute(x, target, abs=False): the signed gradient"),
         Preset("captum-guided", "captum", "GuidedBackprop", "guided", "Captum GuidedBackprop"),
         Preset("captum-deconvnet", "captum", "Deconvolution", "deconvnet", "Captum Deconvolution"),
+        Preset("captum-lrp", "captum", "LRP", "captum-lrp",
+               "Captum LRP with its default rules (ε = 1e-9 at convolutions, linear layers and max pooling, "
+               "ReLUs passed); seeded with the score; Captum shows no per-layer relevance, so the backward "
+               "is compared at the input only", seed="score"),
         Preset("zennit-guided", "zennit", "guided_backprop", "guided",
                "zennit's guided_backprop composite, zennit.attribution.Gradient"),
         Preset("zennit-deconvnet", "zennit", "deconvnet", "deconvnet",
@@ -170,6 +174,8 @@ def resolve_rule(net, rule):
     before ``flatten``, the gradient in the classifier)."""
     if isinstance(rule, str):
         key = rule.replace("_", "-")
+        if key == "captum-lrp":
+            return captum_lrp_rule()
         if key in FEATURES_RULES:
             names = net.layer_names
             end = names.index("flatten") if "flatten" in names else len(names)
@@ -180,6 +186,16 @@ def resolve_rule(net, rule):
         rule = name if name in getattr(R, "PRESETS", {}) else rule
     place_rules(net, rule, "float64")          # an unknown or misplaced rule: a clear error now
     return rule
+
+
+def captum_lrp_rule():
+    """The rules of Captum's ``LRP`` with its defaults, as nnviz rules: ε = 1e-9 at
+    convolutions and linear layers, Captum's ε at max pooling (nnviz's ``Norm``), the relevance
+    passed through ReLUs."""
+    if not all(hasattr(R, n) for n in ("Epsilon", "Norm")):
+        raise InputError("rule 'captum-lrp': nnviz has no LRP rules yet")
+    return R.Composite([("Conv2d", R.Epsilon(1e-9)), ("Linear", R.Epsilon(1e-9)),
+                        ("MaxPool2d", R.Norm(1e-9)), ("ReLU", "pass")])
 
 
 def place_rules(net, rule, dtype):
@@ -454,11 +470,12 @@ def _chain_module(steps, until, head=None):
     class Chain(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.names = []
+            self.names, self.flat = [], []
             mods = []
             for name, _, m in steps:
                 self.names.append(name)
-                mods.append(m if m is not None else torch.nn.Flatten())
+                self.flat.append(m is None)        # a flatten the model does in forward
+                mods.append(m if m is not None else torch.nn.Identity())
                 if name == until:
                     break
             self.layers = torch.nn.ModuleList(mods)
@@ -475,8 +492,8 @@ def _chain_module(steps, until, head=None):
             # order, and Captum's, which rewrite the gradient at a ReLU's input, come first
             self.record = OrderedDict([("input", [x.detach().clone(), None])])
             h, prev = x, "input"
-            for name, m in zip(self.names, self.layers):
-                out = m(h)
+            for name, m, flat in zip(self.names, self.layers, self.flat):
+                out = torch.flatten(h, 1) if flat else m(h)
                 self._hook(prev, h)
                 h, prev = out, name
                 self.record[name] = [h.detach().clone(), None]
@@ -586,7 +603,21 @@ class TorchSide:
         chain = _chain_module(self.steps, target.layer, head)
         method = getattr(ca, preset.method)(chain)
         kw = {"abs": False} if preset.method == "Saliency" else {}
-        method.attribute(xt, target=int(target.channel), **kw)
+        if preset.method != "LRP":
+            method.attribute(xt, target=int(target.channel), **kw)
+            return chain
+        bare = [m for m in chain.modules() if not hasattr(m, "rule")]
+        try:
+            relevance = method.attribute(xt, target=int(target.channel))
+        finally:
+            for m in bare:                       # Captum leaves its default rules on the modules
+                if hasattr(m, "rule"):
+                    del m.rule
+        # Captum's signals between layers are normalized gradients, not relevance: keep the
+        # activations, and the relevance at the input (its attribution)
+        for name in chain.record:
+            chain.record[name][1] = None
+        chain.record["input"][1] = relevance.detach().clone()
         return chain
 
     def _zennit(self, xt, target, st, preset):
@@ -1343,9 +1374,8 @@ def _analyze(net, ref, fw, names, rules_map, rtol, atol, backward, prefer=None):
         a_fw, g_fw = fw.get(name, (None, None))
         row = Row(name, kind)
         row.forward = diff(a_ref, a_fw) if a_fw is not None else None
-        if backward and g_ref is not None:
-            row.backward = diff(g_ref, g_fw) if g_fw is not None else Diff(
-                math.inf, math.inf, (), math.nan, math.nan, 0.0, tuple(numpy.shape(g_ref)), ())
+        if backward and g_ref is not None and g_fw is not None:     # None: the framework shows none
+            row.backward = diff(g_ref, g_fw)
         rows.append(row)
     by = {r.name: r for r in rows}
     reasons, ties, mismatches, first = [], [], [], None
@@ -1384,9 +1414,12 @@ def _analyze(net, ref, fw, names, rules_map, rtol, atol, backward, prefer=None):
         if by[below].backward is None or by[below].backward.ok(rtol, atol):
             continue
         dy, dx = fw[name][1], fw[below][1]
-        if dy is None or dx is None or numpy.shape(dy) != numpy.shape(ref[name][1]) \
-                or numpy.shape(dx) != numpy.shape(ref[below][0]):
-            local[name] = Local("differs", values=("the framework gives no signal here",))
+        if dy is None or dx is None:
+            local[name] = Local("unknown", values=("the framework shows no signal above it to locate the "
+                                                   "difference",))
+            continue
+        if numpy.shape(dy) != numpy.shape(ref[name][1]) or numpy.shape(dx) != numpy.shape(ref[below][0]):
+            local[name] = Local("differs", values=("the framework's signal has another shape",))
             continue
         a_in = numpy.asarray(backend.to_numpy(ref[below][0]), dtype=numpy.asarray(dy).dtype)
         if known is None:
@@ -1396,6 +1429,9 @@ def _analyze(net, ref, fw, names, rules_map, rtol, atol, backward, prefer=None):
                                   [(prefer or {}).get(name, R.GRADIENT)] + known.get(name, []))
     seed_row = by[target]
     seed_bad = seed_row.backward is not None and not seed_row.backward.ok(rtol, atol)
+    observed = [r.name for r in rows if r.backward is not None]
+    if observed == ["input"]:
+        reasons.append("the framework shows its signal at the input only: the backward is compared there")
     if seed_bad:
         seed_row.verdict = "differs"
         seed_row.reason = "the framework starts from another signal at the target (its seed differs)"
@@ -1409,6 +1445,9 @@ def _analyze(net, ref, fw, names, rules_map, rtol, atol, backward, prefer=None):
             r.verdict = "differs"
             top = [n for n in reversed(names[k:]) if n in local and local[n].status == "differs"]
             r.reason = (f"follows the difference at {top[0]}" if top else "follows the seed's difference")
+        elif "unknown" in statuses:
+            r.verdict = "differs"
+            r.reason = "differs; " + next(local[n].values[0] for n in culprits if local[n].status == "unknown")
         elif "mismatch" in statuses:
             r.verdict = "rule mismatch"
             r.reason = "; ".join(f"{n} acts as {local[n].acts_as!r}" for n in reversed(culprits)
@@ -1465,7 +1504,8 @@ def _analyze(net, ref, fw, names, rules_map, rtol, atol, backward, prefer=None):
     if verdict == "differs" and first is None:
         r0 = next(r for r in reversed(rows) if r.verdict == "differs")
         first = dict(layer=r0.name, direction="backward", **r0.backward.to_dict())
-        reasons.append(f"first difference: the signal at {r0.name}'s output: {r0.reason}")
+        where = "the signal at the input" if r0.name == "input" else f"the signal at {r0.name}'s output"
+        reasons.append(f"first difference: {where}: {r0.reason}")
     if verdict == "equal":
         reasons.append(f"every layer within {rtol:g} of its largest value, forward and backward")
     return rows, verdict, reasons, ties, mismatches, first
@@ -1555,6 +1595,9 @@ def compare(model, x=None, target=None, *, rule=None, preset=None, weights=None,
         raise InputError(f"target {t}: the {subject.what} has no layer {t.layer!r} (its layers end at "
                          f"{side.names[-1]})")
     backward = preset.backward
+    if preset.method == "LRP" and t.position is None and not isinstance(net.layers[t.layer], (Linear, Flatten)):
+        raise InputError(f"target {t}: Captum's LRP explains one output, a class or one unit (LAYER:CHANNEL:I,J); "
+                         f"a channel summed over space is no output it can start from")
     if rule is None:
         rule = preset.rule or "backprop"
     rule = resolve_rule(net, rule) if backward else rule
