@@ -142,9 +142,11 @@ class ElementwiseKernel:
         return c
 
     def _library(self, types, arrays):
-        key = (tuple(sorted(types.items())), arrays)
+        # by content, not by the kernel object: equal kernels share a library
+        key = (self.in_params, self.out_params, self.operation, self.preamble,
+               tuple(sorted(types.items())), arrays)
         with _lock:
-            lib = _libs.get((id(self), key))
+            lib = _libs.get(key)
             if lib is not None:
                 return lib
             source = self._source(types, arrays)
@@ -169,8 +171,7 @@ class ElementwiseKernel:
             fn.restype = None
             fn.argtypes = [ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p,
                            ctypes.c_void_p, ctypes.c_void_p]
-            _libs[(id(self), key)] = fn
-            self._keepalive = getattr(self, "_keepalive", []) + [fn]
+            _libs[key] = fn
             return fn
 
     # -- call --------------------------------------------------------------------------------
