@@ -230,14 +230,13 @@ def _h5_weights(path, net, poison=None):
     return path
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_saliency_with_non_finite_weights_names_the_layer(bad, tmp_path, capsys):
-    """A weight file with NaN/Inf in conv3_1 (h5py): `saliency --weights` exits 2 naming the
-    layer, writes nothing. The same weights put into a net in memory (bypassing the reader):
-    the result is not finite, and the command says at which layer the forward became non-finite
+def test_saliency_with_non_finite_weights_names_the_layer(tmp_path, capsys):
+    """A weight file with NaN in conv3_1 (written with h5py): `saliency --weights` exits 2
+    naming the layer, writes nothing. Inf put into a net in memory (bypassing the reader): the
+    result is not finite, and the command says at which layer the forward became non-finite
     (the check runs the method again with Net.finite_checks)."""
     net = nnviz.vgg16(include_top=False, seed=0)
-    path = _h5_weights(tmp_path / "w.h5", net, ("conv3_1", bad))
+    path = _h5_weights(tmp_path / "w.h5", net, ("conv3_1", float("nan")))
     before = sha(tmp_path)
     rc, lines = run(["saliency", "--size", "32", "--weights", path, "--out", tmp_path / "o"],
                     capsys)
@@ -247,14 +246,31 @@ def test_saliency_with_non_finite_weights_names_the_layer(bad, tmp_path, capsys)
     args = parsers.parse(["saliency", "--size", "32", "--target", "conv4_1:3", *R,
                           "--out", str(tmp_path / "o"), "-q"])
     args.nets = common.NetCache()
-    poisoned = nnviz.vgg16(include_top=False, seed=0)
-    poisoned.layers["conv3_1"].weight[1, 2, 0, 1] = bad
+    poisoned = net
+    poisoned.layers["conv3_1"].weight[1, 2, 0, 1] = float("inf")
     args.nets.get(("vgg16", "random", None, False, "max", None, 0), lambda: poisoned)
     with pytest.raises(InputError) as e:
         common.run_command(args)
     msg = str(e.value)
     assert "not finite" in msg and "'conv3_1'" in msg and "conv3_1/weight holds 1" in msg, msg
     assert not (tmp_path / "o").exists()
+
+
+def test_an_optimization_that_cannot_start_names_the_layer(tmp_path):
+    """NaN in conv1_2's weights of the net in memory: maximize's first step is not finite, so
+    nothing is optimized; the command refuses (InputError, exit 2) naming the term and the
+    layer where the forward became non-finite, and writes nothing."""
+    args = parsers.parse(["maximize", "conv2_1:0", "--size", "32", "--steps", "3", *R,
+                          "--out", str(tmp_path / "o"), "-q"])
+    args.nets = common.NetCache()
+    poisoned = nnviz.vgg16(include_top=False, seed=0)
+    poisoned.layers["conv1_2"].weight[0, 0, 1, 1] = numpy.nan
+    args.nets.get(("vgg16", "random", None, False, "max", None, 0), lambda: poisoned)
+    with pytest.raises(InputError) as e:
+        common.run_command(args)
+    msg = str(e.value)
+    assert "stopped at step 0" in msg and "objective" in msg and "'conv1_2'" in msg, msg
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
 
 
 def _overflow_net():

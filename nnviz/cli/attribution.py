@@ -274,6 +274,8 @@ def run_top_units(args):
     outputs = Outputs(args, paths)
     outs = [outputs.path(f"top-units-{slug(stem(p))}-{slug(args.layer)}.png") for p in paths]
     res = methods.top_units(net, x, args.layer, n=args.n, rule=args.rule)
+    finite_or_explain(net, res["channel"], lambda: methods.top_units(
+        net, x, args.layer, n=args.n, rule=args.rule), f"top-units of {args.layer}")
     bgr = net.preprocessing == "caffe"
     for i, out in enumerate(outs):
         tiles, labels = [], []

@@ -660,9 +660,11 @@ EXAMPLES = """examples:
 Options after '--' go to METHOD unchanged; the image goes to METHOD's --image option (or its
 first positional), and --out/--force are set per task. Each task writes OUT/IMAGE[__NAME=VALUE]
 when it succeeds, and OUT/manifest.jsonl gets one JSON line per task (status done, failed or
-skipped). Running the same command again skips the tasks whose folder exists: delete a
-folder to redo it. Exit code 0 when every task is done, 1 when one failed, 2 for a usage
-error. Workers must see the same files as this machine (one machine, or a shared disk).
+skipped). Running the same command again skips the tasks done with the same options (their
+fingerprint is in OUT/TASK/.nnviz-task.json); other options redo them and replace the folder;
+delete a folder to redo it. One run at a time writes OUT (a lock). Exit code 0 when every
+task is done, 1 when one failed, 2 for a usage error. Workers must see the same files as this
+machine (one machine, or a shared disk).
 """
 
 

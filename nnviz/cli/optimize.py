@@ -5,6 +5,7 @@ inversion); see :mod:`nnviz.methods.maximization`, :mod:`~nnviz.methods.deepdrea
 import sys
 
 from .. import methods, models, targets
+from ..errors import InputError
 from ..io import MAX_SIDE, load_image, save_png
 from ..methods.optimize import Optimizer
 from ..render import grid
@@ -158,7 +159,17 @@ def _outputs(args, name, inputs=(), snapshot="{name}-step{{step:05d}}.png", step
     return path, snapshots
 
 
-def _finish(args, result, path, images=None):
+def _finish(args, result, path, images=None, net=None):
+    if net is not None and result.status == "stopped" and result.stopped and \
+            all(s == 0 for s in result.stopped):
+        # nothing was optimized: refuse, saying where the start became non-finite
+        where = ""
+        try:
+            with net.finite_checks():
+                net.forward(result.x)
+        except InputError as e:
+            where = f" ({e})"
+        raise InputError(f"{result.message}{where}; nothing written")
     save_png(result.image if images is None else images, path, force=True)
     if result.status == "interrupted":
         print(f"nnviz {args.command}: {result.message}; wrote {path}", file=sys.stderr,
@@ -209,7 +220,7 @@ def run_maximize(args):
                          **_common(args, snapshots))
     h = r.history
     say(args, f"{args.target}: objective {h[0]['objective']:.4g} -> {h[-1]['objective']:.4g}")
-    return _finish(args, r, path)
+    return _finish(args, r, path, net=net)
 
 
 def run_filters(args):
@@ -223,7 +234,7 @@ def run_filters(args):
                      args.layer, LOOP_BUFFERS)
     r = methods.filters(net, args.layer, args.channels, size=args.size,
                         batch=args.batch, **_reg(args), **_common(args, snapshots))
-    return _finish(args, r, path, grid(list(r.images), r.labels))
+    return _finish(args, r, path, grid(list(r.images), r.labels), net=net)
 
 
 def run_class_model(args):
@@ -231,7 +242,7 @@ def run_class_model(args):
     path, snapshots = _outputs(args, f"class-model-{args.class_index}")
     check_net_memory(args, net, 1, 224, 224, "fc8", LOOP_BUFFERS)
     r = methods.class_model(net, args.class_index, l2=args.l2, **_common(args, snapshots))
-    return _finish(args, r, path)
+    return _finish(args, r, path, net=net)
 
 
 def run_dream(args):
@@ -253,7 +264,7 @@ def run_dream(args):
         steps_per_octave=args.steps_per_octave, step_size=args.step_size,
         tile_size=args.tile_size, seed=args.seed, snapshot_every=args.snapshot_every,
         snapshot_path=snapshots, progress=not args.quiet)
-    return _finish(args, r, path)
+    return _finish(args, r, path, net=net)
 
 
 def run_invert(args):
@@ -269,4 +280,4 @@ def run_invert(args):
                        **_common(args, snapshots))
     h = r.history
     say(args, f"representation loss {h[0]['objective']:.4g} -> {h[-1]['objective']:.4g}")
-    return _finish(args, r, path)
+    return _finish(args, r, path, net=net)
