@@ -3,9 +3,9 @@ them): one place that the ``nnviz`` command, the demo and the batch runner build
 import argparse
 
 from ..errors import InputError
-from . import attribution, compare, fast_style, info, lrp, optimize, style, weights
+from . import attribution, compare, evaluate, fast_style, info, lrp, optimize, style, weights
 
-FAMILIES = (info, weights, attribution, lrp, optimize, style, fast_style, compare)
+FAMILIES = (info, weights, attribution, lrp, optimize, style, evaluate, fast_style, compare)
 
 
 def add_methods(sub):
