@@ -1600,6 +1600,7 @@ def compare(model, x=None, target=None, *, rule=None, preset=None, weights=None,
                          f"a channel summed over space is no output it can start from")
     if rule is None:
         rule = preset.rule or "backprop"
+    given = rule if isinstance(rule, str) else None       # the name as the user spelled it
     rule = resolve_rule(net, rule) if backward else rule
     placed = place_rules(net, rule, dtype) if backward else {}
     if golden is not None:
@@ -1649,8 +1650,9 @@ def compare(model, x=None, target=None, *, rule=None, preset=None, weights=None,
         notes.append("the reference's signal at the input is zero everywhere (a dead target?): the backward "
                      "comparison says little; choose another target")
     reasons += [f"note: {n}" for n in notes]
+    shown = given or rule_text(rule)
     info = dict(framework=subject.what, preset=preset.name, rule=rule_text(rule) if backward else None,
-                rule_text=(json.dumps(rule_text(rule)) if isinstance(rule_text(rule), dict) else rule_text(rule))
+                rule_name=given, rule_text=(json.dumps(shown) if isinstance(shown, dict) else shown)
                 if backward else "none (forward only)",
                 dtype=dtype, target=str(t), input_shape=list(x.shape), rtol=rtol, atol=atol, reference=ref_what,
                 seed=seed_kind, golden=None if golden is None else os.fspath(golden), notes=notes)
