@@ -299,6 +299,25 @@ def test_ig_completeness_matches_captum(net, tw):
     assert abs(got["relative"]) < 0.1
 
 
+@pytest.mark.skipif(E._lrp() is None, reason="nnviz.methods.lrp is not there yet")
+def test_lrp_conservation_row(net, tw):
+    """For each LRP composite in the comparison: the completeness row is the relevance's sum
+    (nnviz.methods.lrp, checked against zennit by its own tests) minus the score computed by
+    the twin (the channel summed over space); relevance started from the score sums to about
+    it (within 1% on this net)."""
+    x = photo(net, 32)
+    with torch.no_grad():
+        score = float(tw.forward(torch.from_numpy(x), until="relu4_3")["relu4_3"][0, 5].sum())
+    methods = [m for m in E.method_names() if m.startswith("lrp-")]
+    assert methods
+    for m in methods:
+        relevance = E.attribute(net, x, ("relu4_3", 5), m)
+        row = E.completeness(net, x, ("relu4_3", 5), m, relevance)
+        assert abs(row["score_difference"] - score) < 1e-9 * abs(score)
+        assert abs(row["delta"] - (float(numpy.asarray(relevance).sum()) - score)) < 1e-9 * abs(score)
+        assert abs(row["relative"]) < 0.01, (m, row)
+
+
 # ---------------------------------------------------------------------------------------
 # the paper's findings on the default weights
 # ---------------------------------------------------------------------------------------
