@@ -30,7 +30,8 @@ def one_line(message):
     name = max(names.split("/"), key=len)          # the long option: --quiet, not -q
     c = re.match(r"invalid choice: (.*?) \(choose from (.*)\)$", rest)
     if c:
-        return f"{name} {c[1].strip(chr(39))}: invalid choice (choose from {c[2].replace(chr(39), '')})"
+        value, choices = c[1].strip("'"), c[2].replace("'", "")
+        return f"{name} {value}: invalid choice (choose from {choices})"
     if re.match(r".*?: must be ", rest):            # a Number's message: VALUE: must be ...
         return f"{name} {rest}"
     return f"{name}: {rest}"
