@@ -436,6 +436,8 @@ def test_bootstrap_interval_agrees_with_scipy():
     (["sanity", "--start", "conv9_9"], ["conv9_9"]),
     (["sanity", "--depth", "0"], ["--depth 0"]),
     (["sanity", "--target", "conv5_3:9999"], ["channel 9999", "out of range"]),
+    (["sanity", "--other-target", "relu5_3:9999"], ["channel 9999", "out of range"]),
+    (["sanity", "--cam-layer", "pool5"], ["--cam-layer pool5", "before"]),
     (["faithfulness", "--steps", "0"], ["--steps 0"]),
     (["faithfulness", "--target", "5"], ["--size 224"]),
     (["faithfulness", "--image", "sample:nope"], ["nope"]),

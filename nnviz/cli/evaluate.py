@@ -151,7 +151,10 @@ def _setup(args, default_layer):
         spec = targets.Target(default_layer, int(numpy.argmax(to_numpy(act.sum(axis=(0, 2, 3))))))
     spec.check(net, tuple(net.forward(x, until=spec.layer).shape))
     if args.cam_layer is not None:
-        net.check_layer(args.cam_layer, "Grad-CAM layer")
+        names = net.layer_names
+        if names.index(net.check_layer(args.cam_layer, "Grad-CAM layer")) >= names.index(spec.layer):
+            raise InputError(f"--cam-layer {args.cam_layer}: Grad-CAM's layer must come before "
+                             f"the target's layer {spec.layer!r}")
     options = dict(cam_layer=args.cam_layer, ig_steps=args.ig_steps, samples=args.samples,
                    seed=args.seed)
     return net, image, x, spec, methods, options
@@ -290,7 +293,10 @@ def run_sanity(args):
     net, image, x, spec, methods, options = _setup(args, SANITY_LAYER)
     if args.start is not None:
         net.check_layer(args.start, "start layer")
-    other = targets.parse(args.other_target).check(net) if args.other_target else None
+    other = None
+    if args.other_target:
+        other = targets.parse(args.other_target)
+        other.check(net, tuple(net.forward(x, until=other.layer).shape))
     outputs = Outputs(args, [args.image])
     csv_path = outputs.path("sanity.csv")
     random_path = outputs.path("random-target.csv")

@@ -275,6 +275,8 @@ def copy_net(net):
     c = copy.copy(net)
     c.layers = OrderedDict((name, copy.copy(layer)) for name, layer in net.layers.items())
     c.activations = OrderedDict()
+    if hasattr(c, "input"):
+        c.input = None
     return c
 
 
