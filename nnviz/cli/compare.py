@@ -13,7 +13,7 @@ from .. import io
 from ..errors import InputError
 from ..methods import compare as C
 from ..vgg import PREPROCESSING
-from .common import Outputs, add_common, add_parser, say
+from .common import NONNEG, POSITIVE, SIZE, Outputs, add_common, add_parser, say
 
 EXAMPLES = """examples:
   nnviz compare vgg16.pth --target 281 --preset torch-guided
@@ -43,13 +43,13 @@ def register(sub):
                         "fully connected layers, else the strongest channel of pool5)")
     p.add_argument("--image", action="append", default=None, metavar="PATH",
                    help="an image file or sample:NAME; repeatable (default sample:astronaut)")
-    p.add_argument("--size", type=int, default=224, help="images are resized to SIZE×SIZE (default 224)")
+    p.add_argument("--size", type=SIZE, default=224, help="images are resized to SIZE×SIZE (default 224)")
     p.add_argument("--dtype", choices=C.DTYPES, default=None,
                    help="float64 (default) or float32 on both sides (ONNX: float32 only)")
-    p.add_argument("--rtol", type=float, default=None,
+    p.add_argument("--rtol", type=POSITIVE, default=None,
                    help="relative bound, against each layer's largest value (default 1e-10 in float64, "
                         "1e-4 in float32)")
-    p.add_argument("--atol", type=float, default=0.0, help="absolute bound added to it (default 0)")
+    p.add_argument("--atol", type=NONNEG, default=0.0, help="absolute bound added to it (default 0)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="nnviz's weights for the reference (any file 'nnviz weights import' reads; default: "
                         "the model's own weights)")
@@ -81,8 +81,6 @@ def run_compare(args):
         return 0
     if not args.model:
         raise InputError("compare needs MODEL: a .pth/.pt state dict, a .keras/.h5 Keras model or an .onnx file")
-    if args.size < 32:
-        raise InputError(f"--size {args.size}: VGG needs images of at least 32×32 pixels")
     if args.golden is not None and args.image:
         raise InputError("--golden brings its own input: leave out --image")
     inputs = [p for p in (args.model, args.golden, args.weights) if p]
