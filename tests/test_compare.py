@@ -187,10 +187,11 @@ def test_captum_lrp_at_the_input(net, model, x):
         C.compare(model, x, f"relu2_2:{c}", preset="captum-lrp")
 
 
-def test_zennit_composites_equal_in_float64(net, model, x):
+def test_zennit_composites_equal_in_float64(net, model, x, tmp_path):
     """Oracle: zennit 0.5.1's guided_backprop and deconvnet composites and, where nnviz.rules
-    has them, its LRP composites (zennit.attribution.Gradient, attr_output = the seed times the
-    score), every layer equal to 1e-10 in float64."""
+    has them, its epsilon_gamma_box composite (zennit.attribution.Gradient, attr_output = the
+    seed times the score), every layer equal to 1e-10 in float64, also against a golden LRP
+    trace; asked for another composite, the layers whose rule differs are named."""
     stub_torchvision()
     pytest.importorskip("zennit")
     target = strongest(net, x, "relu2_2")
@@ -201,10 +202,17 @@ def test_zennit_composites_equal_in_float64(net, model, x):
         assert report.verdict == "equal", report.table()
         assert_nontrivial(report, net, x)
     if "zennit-epsilon-gamma-box" in presets:
-        # zennit's γ rule where nnviz is asked for ε: the convolutions are named, acting as γ
+        # zennit's γ rule where nnviz is asked for z⁺: the convolutions are named, acting as γ (zB at conv1_1)
         report = C.compare(model, x, target, preset="zennit-epsilon-gamma-box", rule="epsilon_plus")
         assert report.verdict == "rule mismatch", report.table()
         assert {m["layer"] for m in report.mismatches} <= {n for n in net.layer_names if n.startswith("conv")}
+        assert {m["acts_as"] for m in report.mismatches} == {"gamma", "zbox"}
+        # a golden LRP trace (relevance, seeded with the score, the trace's pixel bounds for zB)
+        path = str(tmp_path / "lrp.npz")
+        methods.trace(net, x, target, "epsilon_gamma_box", path=path)
+        assert read_trace(path)[1]["signal"] == "relevance"
+        report = C.compare(model, golden=path, preset="zennit-epsilon-gamma-box")
+        assert report.verdict == "equal", report.table()
 
 
 # -- the features-only convention of pytorch-cnn-visualizations -------------------------------

@@ -1570,6 +1570,8 @@ def compare(model, x=None, target=None, *, rule=None, preset=None, weights=None,
         if rule is not None and rule_text(rule) != grule:
             raise InputError(f"the golden trace's rule is {grule!r}; rule {rule_text(rule)!r} asks for another")
         rule = grule
+        if meta.get("preprocess") in PREPROCESSING and preprocess is None:
+            net.preprocessing = meta["preprocess"]     # the input convention (and LRP's pixel bounds) of the trace
     if x is None:
         raise InputError("compare needs an input batch x (N, 3, H, W) (net.preprocess(images)) or a golden trace")
     if not hasattr(x, "ndim") or x.ndim != 4 or x.shape[1] != 3:
