@@ -1249,7 +1249,7 @@ def check_layer(layer, rule, a_in, dy, dx, rtol, atol, known=()):
     if covered and count:
         return Local("tie", expected, count=count, where=where, values=values)
     for cand in _candidates(layer, known):
-        if _rule_name(cand) == expected:
+        if cand is rule or repr(cand) == repr(rule):
             continue
         try:
             rc = _apply(layer, cand, a_dev, dy_dev)
@@ -1257,7 +1257,9 @@ def check_layer(layer, rule, a_in, dy, dx, rtol, atol, known=()):
             continue
         bc = bad_of(rc)
         if not bc.any() or ties_of(bc)[0]:
-            return Local("mismatch", expected, acts_as=_rule_name(cand))
+            same = _rule_name(cand) == expected            # the same rule with other parameters
+            return Local("mismatch", repr(rule) if same else expected,
+                         acts_as=repr(cand) if same else _rule_name(cand))
     return Local("differs", expected, diff=diff(r, dx))
 
 
