@@ -270,7 +270,7 @@ class Gamma(LRPRule):
     it, favoured by γ: ``x⁺`` through ``W + γW⁺`` (bias ``b + γb⁺``) and ``x⁻`` through
     ``W + γW⁻``; where ``z`` is negative, to those that lower it (``x⁺`` through ``W + γW⁻``
     with ``b + γb⁻``, ``x⁻`` through ``W + γW⁺``). For ``x ≥ 0`` and ``z > 0`` this is
-    ``R_i = x_i Σ_j (w_ji + γw_ji⁺) R_j / Σ_i' x_i' (w_ji' + γw_ji'⁺) + b_j + γb_j⁺``."""
+    ``R_i = x_i Σ_j (w_ji + γw_ji⁺) R_j / (Σ_i' x_i' (w_ji' + γw_ji'⁺) + b_j + γb_j⁺)``."""
 
     name = "gamma"
     args = ("gamma", "stabilizer")
@@ -285,10 +285,10 @@ class Gamma(LRPRule):
         w, b = (p if p is None else p.astype(x.dtype) for p in (layer.weight, layer.bias))
         z = _affine(layer, x, w, b)                    # the layer's own output, for the sign
         xp, xn = _pos(x), _neg(x)
-        raise_ = _affine(layer, xp, up, b_up) + _affine(layer, xn, dn)
-        lower = _affine(layer, xp, dn, b_dn) + _affine(layer, xn, up)
-        sp = (z > 0) * dy / self.stabilize(raise_)
-        sn = (z < 0) * dy / self.stabilize(lower)
+        z_up = _affine(layer, xp, up, b_up) + _affine(layer, xn, dn)      # what raises z
+        z_down = _affine(layer, xp, dn, b_dn) + _affine(layer, xn, up)    # what lowers it
+        sp = (z > 0) * dy / self.stabilize(z_up)
+        sn = (z < 0) * dy / self.stabilize(z_down)
         return (xp * (_affine_t(layer, sp, up, x) + _affine_t(layer, sn, dn, x))
                 + xn * (_affine_t(layer, sp, dn, x) + _affine_t(layer, sn, up, x)))
 

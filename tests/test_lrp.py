@@ -241,13 +241,6 @@ def test_a_layer_needs_its_input_for_lrp():
 SIZE = 64
 
 
-@pytest.fixture(scope="module", params=["random", "default"])
-def vgg(request):
-    net = nnviz.vgg16(weights=None if request.param == "random" else "default", seed=0,
-                      include_top=False)
-    return net, torch_net(net, "conv5_3")
-
-
 def _zennit_uniform(rule):
     return ZC.LayerMapComposite([(Activation, ZR.Pass()), ((Convolution, torch.nn.Linear), rule)])
 
@@ -265,24 +258,42 @@ def _zennit_composite(name, net):
 NET_CASES = {   # name: (nnviz rule, zennit composite, target, seed)
     "epsilon": ("epsilon", lambda n: _zennit_uniform(ZR.Epsilon()), ("conv5_3", 7), "score"),
     "gamma": ("gamma", lambda n: _zennit_uniform(ZR.Gamma()), ("conv5_3", 7, (1, 2)), "one"),
-    "zplus": ("zplus", lambda n: _zennit_uniform(ZR.ZPlus()), ("conv5_3", 7), "one"),
-    "alphabeta": ("alphabeta", lambda n: _zennit_uniform(ZR.AlphaBeta()), ("conv5_3", 7, (2, 1)),
-                  "score"),
     "flat": ("flat", lambda n: _zennit_uniform(ZR.Flat()), ("conv5_3", 7), "score"),
     "wsquare": ("wsquare", lambda n: _zennit_uniform(ZR.WSquare()), ("conv5_3", 7), "one"),
-    "zbox-first": (R.Composite([("ReLU", "pass")], first=("Conv2d", "zbox")),
-                   lambda n: _zennit_composite("zbox-first", n), ("conv5_3", 7), "score"),
 }
 NET_CASES.update((name, (name.replace("_", "-"), lambda n, name=name: _zennit_composite(name, n),
-                         ("conv5_3", 11), "score")) for name in R.COMPOSITES)
+                         ("conv5_3", 11, (2, 1)) if "alpha" in name else ("conv5_3", 11),
+                         "score")) for name in R.COMPOSITES)
+# Below fc6 (64 px stops at pool5) epsilon_plus is z⁺ on every convolution and
+# epsilon_alpha2_beta1 is α2β1 on every convolution: those cases are the z⁺ and αβ rules'.
+# Test time: on random weights every rule on every convolution and the composites but
+# epsilon_gamma_box and epsilon_alpha2_beta1_flat, which run on the default weights with
+# epsilon_plus_flat (z^B, γ, flat, αβ and z⁺ there; ε and w² in the per-layer dict below).
+WEIGHT_CASES = [("random", c) for c in NET_CASES
+                if c not in ("epsilon_gamma_box", "epsilon_alpha2_beta1_flat")] + [
+    ("default", c) for c in ("epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1_flat")]
 
 
-@pytest.mark.parametrize("case", list(NET_CASES))
-def test_vgg16_relevance_matches_zennit(vgg, case):
-    """On VGG16 (random and default weights), 64 px, float64: each rule on every conv layer
-    (Pass at ReLUs, the gradient at max pooling), z^B at conv1_1 alone, and each composite
-    by name (hyphens too), against zennit with the same composite, target and attr_output."""
-    net, model = vgg
+@pytest.fixture(scope="module")
+def vggs():
+    nets = {}
+
+    def get(weights):
+        if weights not in nets:
+            net = nnviz.vgg16(weights=None if weights == "random" else "default", seed=0,
+                              include_top=False)
+            nets[weights] = net, torch_net(net, "conv5_3")
+        return nets[weights]
+    return get
+
+
+@pytest.mark.parametrize("weights,case", WEIGHT_CASES)
+def test_vgg16_relevance_matches_zennit(vggs, weights, case):
+    """On VGG16 (random and default weights), 64 px, float64: a rule on every convolution
+    (Pass at ReLUs, the gradient at max pooling) and each composite by name (hyphens too:
+    z^B on conv1_1, flat on the first layer, z⁺ and α2β1 everywhere), against zennit with the
+    same composite, target (a channel or one unit) and attr_output (score or one)."""
+    net, model = vggs(weights)
     rule, composite, target, seed = NET_CASES[case]
     if isinstance(rule, str) and R.composite_name(rule) is None:
         rule = R.uniform(rule)
@@ -293,10 +304,10 @@ def test_vgg16_relevance_matches_zennit(vgg, case):
     assert numpy.abs(ref).max() > 0
 
 
-def test_per_layer_dict_matches_zennit_name_map():
+def test_per_layer_dict_matches_zennit_name_map(vggs):
     """Rules by index (0 = conv1_1), range and pattern in one dict, as Net.backward takes
     it, against zennit's NameMapComposite with the layers spelled out."""
-    net = nnviz.vgg16(weights="default", include_top=False)
+    net, model = vggs("default")
     x = _image(net, SIZE, seed=4)
     rule = {0: "zbox", range(1, 4): "gamma:0.5", "4-6": "wsquare", "conv4_*": "epsilon:0.25",
             "conv5_[12]": "alphabeta:1:0", "conv5_3": R.Flat(stabilizer=1e-3), "relu*": "pass"}
@@ -310,32 +321,32 @@ def test_per_layer_dict_matches_zennit_name_map():
         (("conv4_1", "conv4_2", "conv4_3"), ZR.Epsilon(0.25)),
         (("conv5_1", "conv5_2"), ZR.AlphaBeta(1, 0)), (("conv5_3",), ZR.Flat(stabilizer=1e-3)),
         (relus, ZR.Pass())])
-    ref = zennit_relevance(torch_net(net, "conv5_3"), x, composite, _mask(net, x, target), "score")
+    ref = zennit_relevance(model, x, composite, _mask(net, x, target), "score")
     assert rel_err(got, ref) < TOL
 
 
-@pytest.mark.parametrize("name", ["epsilon_plus", "epsilon_plus_flat"])
-def test_class_targets_at_224_match_zennit(name):
-    """Class targets (fc8, pre-softmax) at 224 px, through the fully connected layers (ε)
-    and the flatten, for two composites (the others differ only in conv rules, checked at
-    64 px)."""
-    net = nnviz.vgg16(seed=1)
+@pytest.fixture(scope="module")
+def top():
+    """VGG16 with its fully connected layers (random weights), built once."""
+    return nnviz.vgg16(seed=0)
+
+
+def test_class_target_at_224_matches_zennit(top):
+    """A class target (fc8, pre-softmax) at 224 px, through the fully connected layers (ε),
+    the flatten, z⁺ on the convolutions and flat on conv1_1 (epsilon_plus_flat), against
+    zennit. One composite (test time): the others differ only in the convolutions' rules,
+    checked at 64 px."""
+    net = top
     for layer in net.layers.values():                   # float64 once, not per rule call
         for p in layer.params:
             setattr(layer, p, getattr(layer, p).astype(numpy.float64))
     x = _image(net, 224, seed=2)
     rec = {}
-    got = methods.lrp(net, x, 3, rule=name, seed="score", record=rec)
-    model = torch_net(net, "fc8")
-    ref = zennit_relevance(model, x, ZC.COMPOSITES[name](), _mask(net, x, 3), "score")
+    got = methods.lrp(net, x, 3, rule="epsilon_plus_flat", seed="score", record=rec)
+    ref = zennit_relevance(torch_net(net, "fc8"), x, ZC.EpsilonPlusFlat(), _mask(net, x, 3), "score")
     assert rel_err(got, ref) < TOL
-    assert type(rec["fc8"].rule).__name__ == "Epsilon" and type(rec["flatten"].rule).__name__ == "Gradient"
-
-
-@pytest.fixture(scope="module")
-def top():
-    """VGG16 with its fully connected layers (random weights), for what needs no forward."""
-    return nnviz.vgg16(seed=0)
+    assert [type(rec[n].rule).__name__ for n in ("fc8", "flatten", "conv5_3", "conv1_1")] == [
+        "Epsilon", "Gradient", "ZPlus", "Flat"]
 
 
 @pytest.mark.parametrize("name", list(R.COMPOSITES))
@@ -376,7 +387,7 @@ def _no_bias_net():
 
 @pytest.mark.parametrize("which", ["epsilon", "gamma", "alpha1beta0", "identity"])
 def test_captum_lrp_where_it_implements_the_same_rule(which):
-    """Captum 0.9's LRP, unit targets on conv5_2 (seeded with the unit's value, as Captum
+    """Captum 0.9's LRP, unit targets on conv4_1 (conv5_2 for identity; seeded with the unit's value, as Captum
     does). Captum applies its ε-rule (ε = 1e-9) at convolutions *and max pooling* (nnviz:
     Norm there, not zennit's winner-takes-all gradient). Its γ-rule scales only the weights
     (W + γW⁺, keeping b) and does not split by sign: it equals zennit's generalized γ for
@@ -388,17 +399,19 @@ def test_captum_lrp_where_it_implements_the_same_rule(which):
     """
     from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule, IdentityRule
     net = _no_bias_net() if which in ("gamma", "alpha1beta0") else nnviz.vgg16(seed=5, include_top=False)
+    until = "conv5_2" if which == "identity" else "conv4_1"
     x = _image(net, SIZE, seed=6)
-    act = net.forward(x, until="conv5_2")
+    act = net.forward(x, until=until)
     c = 9
     i, j = (int(v) for v in numpy.unravel_index(act[0, c].argmax(), act.shape[2:]))
     assert act[0, c, i, j] > 0
-    model = torch_net(net, "conv5_2")
-    convs = [n for n in net.layer_names if n.startswith("conv")][:12]
-    pools = [n for n in net.layer_names if n.startswith("pool")][:4]
+    model = torch_net(net, until)
+    below = net.layer_names[:net.layer_names.index(until) + 1]
+    convs = [n for n in below if n.startswith("conv")]
+    pools = [n for n in below if n.startswith("pool")]
     ours = {n: R.Epsilon(1e-9) for n in convs}
     ours.update({n: R.Norm(1e-9) for n in pools})
-    ours.update({n: "pass" for n in net.layer_names if n.startswith("relu")})
+    ours.update({n: "pass" for n in below if n.startswith("relu")})
     theirs = {}
     if which == "gamma":
         ours.update({n: R.Gamma(0.25, stabilizer=1e-9) for n in convs[1:]})
@@ -410,7 +423,7 @@ def test_captum_lrp_where_it_implements_the_same_rule(which):
         ours["conv5_1"] = "pass"
         theirs = {"conv5_1": IdentityRule()}
     theirs.update({n: EpsilonRule(1e-9) for n in convs + pools if n not in theirs})
-    got = methods.lrp(net, x, ("conv5_2", c, (i, j)), rule=ours, seed="score")
+    got = methods.lrp(net, x, (until, c, (i, j)), rule=ours, seed="score")
     ref = _captum_relevance(model, x, (c, i, j), theirs)
     assert rel_err(got, ref) < TOL
 
@@ -424,7 +437,7 @@ def test_lrp0_is_gradient_times_input(target):
     """LRP-0 (ε = 0 on every convolution, Pass at ReLUs, the gradient at max pooling), seeded
     with the score, equals x ⊙ ∂score/∂x from PyTorch autograd (innvestigate#126)."""
     net = nnviz.vgg16(weights="default", include_top=False)
-    x = _image(net, 72, seed=8)
+    x = _image(net, SIZE, seed=8)
     got = methods.lrp(net, x, target, rule=R.uniform("epsilon:0"), seed="score")
     ref = twin(net).gradient(x, target[0], _mask(net, x, target)).numpy() * x
     assert rel_err(got, ref) < 1e-10
@@ -517,6 +530,16 @@ def test_lrp_command_writes_red_and_blue_over_the_image(tmp_path, capsys):
     img = numpy.asarray(Image.open(png)).astype(int)
     red, blue = img[..., 0] - img[..., 2] > 60, img[..., 2] - img[..., 0] > 60
     assert img.shape == (64, 64, 3) and red.sum() > 5 and blue.sum() > 5
+
+
+def test_lrp_command_puts_several_rules_side_by_side(tmp_path, capsys):
+    rc, out, err = _run(["lrp", "--weights", "random", "--size", "32", "--out", str(tmp_path),
+                         "--target", "conv4_3:5", "--rule", "epsilon-plus", "--rule", "zplus",
+                         "--rule", "epsilon:0", "--grid"], capsys)
+    assert rc == 0, err
+    png = tmp_path / "lrp-grid-epsilon-plus-zplus-epsilon_0.png"
+    from PIL import Image
+    assert str(png) in out and Image.open(png).size[0] > 4 * 32
 
 
 @pytest.mark.parametrize("argv,match", [
