@@ -1,14 +1,11 @@
 """``nnviz lrp``: layer-wise relevance propagation (see :mod:`nnviz.methods.lrp` for the papers
 and :mod:`nnviz.rules` for the rules), written as heat maps in the LRP papers' colours (red
 positive, blue negative, symmetric about zero) over the image."""
-import argparse
-import math
-
 from .. import io, methods, render, rules
 from ..errors import InputError
 from ..methods.lrp import SEEDS, totals
 from .attribution import _add_inputs, _setup
-from .common import Outputs, add_parser, say, slug, stem
+from .common import NONNEG, Outputs, add_parser, say, slug, stem
 
 EXAMPLES = """examples:
   nnviz lrp --image sample:astronaut --target conv5_3:12
@@ -29,16 +26,6 @@ MAP_HELP = ("rules for some layers over --rule: LAYER=RULE,..., LAYER a name (co
             "Montavon et al. 2019's VGG16 recipe: conv4_*=epsilon:0.25,conv5_*=epsilon:0.25")
 
 
-def _nonneg(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
-
-
 def register(sub):
     p = add_parser(sub, "lrp", "Bach et al. 2015, Montavon et al. 2017, 2019: layer-wise relevance "
                    "propagation, heat maps in red (positive) and blue (negative)", EXAMPLES)
@@ -47,11 +34,11 @@ def register(sub):
     g = p.add_argument_group("relevance")
     g.add_argument("--rule", action="append", default=None, metavar="RULE", help=RULE_HELP)
     g.add_argument("--rule-map", default=None, metavar="MAP", help=MAP_HELP)
-    g.add_argument("--epsilon", type=_nonneg, default=None,
+    g.add_argument("--epsilon", type=NONNEG, default=None,
                    help="ε of the composite's epsilon rule on linear layers (default 1e-6)")
-    g.add_argument("--gamma", type=_nonneg, default=None,
+    g.add_argument("--gamma", type=NONNEG, default=None,
                    help="γ of epsilon_gamma_box (default 0.25)")
-    g.add_argument("--stabilizer", type=_nonneg, default=1e-6,
+    g.add_argument("--stabilizer", type=NONNEG, default=1e-6,
                    help="the other rules' stabilizer ε (default 1e-6)")
     g.add_argument("--seed-with", choices=SEEDS, default="score",
                    help="relevance at the target: its score (default; the map sums to about it) "
