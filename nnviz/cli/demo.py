@@ -94,6 +94,11 @@ def steps(out, quick=False, common=()):
              cmd("deconvnet-no-switches", "deconvnet", *two, "--no-switches")),
         Step("guided", "Guided backpropagation", "Springenberg et al. 2015: backprop that lets "
              "through only positive gradients at positive inputs", cmd("guided", "guided", *two)),
+        Step("lrp", "Layer-wise relevance propagation", "Bach et al. 2015, Montavon et al. 2017, "
+             "2019: the score's relevance passed down layer by layer under three of zennit's "
+             "composites (z^B and γ; flat and z⁺; α2β1), red positive, blue negative",
+             cmd("lrp", "lrp", *two, "--rule", "epsilon-gamma-box", "--rule", "epsilon-plus-flat",
+                 "--rule", "epsilon-alpha2-beta1")),
         Step("top-units", "Top units of relu5_3", "Zeiler & Fergus 2014, fig. 2: the strongest "
              "channels; per channel the unit's projection, the image patch, the channel's "
              "projection", cmd("top-units", "top-units", "--image", "sample:astronaut",
