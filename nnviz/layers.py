@@ -419,11 +419,10 @@ class Upsample(Layer):
     def __init__(self, scale_factor=2, mode="nearest"):
         if mode != "nearest":
             raise ValueError(f"only mode='nearest' is implemented, got {mode!r}")
-        self.scale = F.pair(scale_factor, "scale_factor")
-        if min(self.scale) < 1 or any(float(s) != float(v) for s, v in zip(
-                self.scale, scale_factor if isinstance(scale_factor, (tuple, list))
-                else (scale_factor, scale_factor))):
+        s = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
+        if len(s) != 2 or any(int(v) != v or v < 1 for v in s):
             raise ValueError(f"scale_factor must be a positive integer (or a pair), got {scale_factor!r}")
+        self.scale = (int(s[0]), int(s[1]))
 
     def extra_repr(self):
         return f"scale_factor={self.scale}, mode='nearest'"
@@ -658,9 +657,12 @@ class Join(Sequential):
     concat([branch(x) for branch])``; the gradient is the sum of the branches' input
     gradients. The sub-layers are the branches (usually :class:`Sequential`)."""
 
+    def __init__(self, branches):
+        super().__init__(branches)
+        self.concat = Concat()
+
     def forward(self, x):
         self._check_input(x)
-        self.concat = Concat()
         y = self.concat.forward([layer.forward(x) for layer in self.layers.values()])
         self.input_shape, self.output_shape = x.shape, y.shape
         return y

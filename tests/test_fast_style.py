@@ -348,7 +348,7 @@ def test_training_steps_match_torch(small_vgg):
         tl, _ = _torch_loss(tvgg, A, tw(torch.from_numpy(b)), torch.from_numpy(b))
         tl.backward()
         adam.step()
-        history.append(float(tl))
+        history.append(float(tl.detach()))
     assert [h["step"] for h in result.history] == [1, 2]
     for h, t in zip(result.history, history):
         assert abs(h["loss"] - t) < 1e-8 * abs(t)
