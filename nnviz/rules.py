@@ -284,13 +284,13 @@ class Gamma(LRPRule):
         dn, b_dn = self.params(layer, x.dtype, lambda p: p + self.gamma * _neg(p))    # W + γW⁻
         w, b = (p if p is None else p.astype(x.dtype) for p in (layer.weight, layer.bias))
         z = _affine(layer, x, w, b)                    # the layer's own output, for the sign
-        xp, xn = _pos(x), _neg(x)
-        z_up = _affine(layer, xp, up, b_up) + _affine(layer, xn, dn)      # what raises z
-        z_down = _affine(layer, xp, dn, b_dn) + _affine(layer, xn, up)    # what lowers it
+        x_pos, x_neg = _pos(x), _neg(x)
+        z_up = _affine(layer, x_pos, up, b_up) + _affine(layer, x_neg, dn)      # what raises z
+        z_down = _affine(layer, x_pos, dn, b_dn) + _affine(layer, x_neg, up)    # what lowers it
         sp = (z > 0) * dy / self.stabilize(z_up)
         sn = (z < 0) * dy / self.stabilize(z_down)
-        return (xp * (_affine_t(layer, sp, up, x) + _affine_t(layer, sn, dn, x))
-                + xn * (_affine_t(layer, sp, dn, x) + _affine_t(layer, sn, up, x)))
+        return (x_pos * (_affine_t(layer, sp, up, x) + _affine_t(layer, sn, dn, x))
+                + x_neg * (_affine_t(layer, sp, dn, x) + _affine_t(layer, sn, up, x)))
 
 
 class ZPlus(LRPRule):
@@ -303,9 +303,9 @@ class ZPlus(LRPRule):
     def backward(self, layer, dy, x):
         wp, bp = self.params(layer, x.dtype, _pos)
         wn, _ = self.params(layer, x.dtype, _neg, zero_bias=True)
-        xp, xn = _pos(x), _neg(x)
-        s = dy / self.stabilize(_affine(layer, xp, wp, bp) + _affine(layer, xn, wn))
-        return xp * _affine_t(layer, s, wp, x) + xn * _affine_t(layer, s, wn, x)
+        x_pos, x_neg = _pos(x), _neg(x)
+        s = dy / self.stabilize(_affine(layer, x_pos, wp, bp) + _affine(layer, x_neg, wn))
+        return x_pos * _affine_t(layer, s, wp, x) + x_neg * _affine_t(layer, s, wn, x)
 
 
 class AlphaBeta(LRPRule):
@@ -327,11 +327,11 @@ class AlphaBeta(LRPRule):
     def backward(self, layer, dy, x):
         wp, bp = self.params(layer, x.dtype, _pos)
         wn, bn = self.params(layer, x.dtype, _neg)
-        xp, xn = _pos(x), _neg(x)
-        sp = dy / self.stabilize(_affine(layer, xp, wp, bp) + _affine(layer, xn, wn))
-        sn = dy / self.stabilize(_affine(layer, xp, wn, bn) + _affine(layer, xn, wp))
-        return (self.alpha * (xp * _affine_t(layer, sp, wp, x) + xn * _affine_t(layer, sp, wn, x))
-                - self.beta * (xp * _affine_t(layer, sn, wn, x) + xn * _affine_t(layer, sn, wp, x)))
+        x_pos, x_neg = _pos(x), _neg(x)
+        sp = dy / self.stabilize(_affine(layer, x_pos, wp, bp) + _affine(layer, x_neg, wn))
+        sn = dy / self.stabilize(_affine(layer, x_pos, wn, bn) + _affine(layer, x_neg, wp))
+        return (self.alpha * (x_pos * _affine_t(layer, sp, wp, x) + x_neg * _affine_t(layer, sp, wn, x))
+                - self.beta * (x_pos * _affine_t(layer, sn, wn, x) + x_neg * _affine_t(layer, sn, wp, x)))
 
 
 class ZBox(LRPRule):

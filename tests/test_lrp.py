@@ -266,11 +266,13 @@ NET_CASES.update((name, (name.replace("_", "-"), lambda n, name=name: _zennit_co
                          "score")) for name in R.COMPOSITES)
 # Below fc6 (64 px stops at pool5) epsilon_plus is z⁺ on every convolution and
 # epsilon_alpha2_beta1 is α2β1 on every convolution: those cases are the z⁺ and αβ rules'.
-# Test time: on random weights every rule on every convolution and the composites but
+# Test time: on random weights γ, flat and w² on every convolution and the composites but
 # epsilon_gamma_box and epsilon_alpha2_beta1_flat, which run on the default weights with
 # epsilon_plus_flat (z^B, γ, flat, αβ and z⁺ there; ε and w² in the per-layer dict below).
+# ε on every layer is checked against zennit at 224 px (the fc layers), in the dict, against
+# Captum, and with ε = 0 against PyTorch's gradient × input.
 WEIGHT_CASES = [("random", c) for c in NET_CASES
-                if c not in ("epsilon_gamma_box", "epsilon_alpha2_beta1_flat")] + [
+                if c not in ("epsilon", "epsilon_gamma_box", "epsilon_alpha2_beta1_flat")] + [
     ("default", c) for c in ("epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1_flat")]
 
 
@@ -432,12 +434,12 @@ def test_captum_lrp_where_it_implements_the_same_rule(which):
 # properties: LRP-0 = gradient × input, conservation, z⁺ non-negative
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("target", [("conv5_3", 3), ("relu4_2", 8, (3, 2))])
-def test_lrp0_is_gradient_times_input(target):
+def test_lrp0_is_gradient_times_input(vggs):
     """LRP-0 (ε = 0 on every convolution, Pass at ReLUs, the gradient at max pooling), seeded
     with the score, equals x ⊙ ∂score/∂x from PyTorch autograd (innvestigate#126)."""
-    net = nnviz.vgg16(weights="default", include_top=False)
+    net, _ = vggs("default")
     x = _image(net, SIZE, seed=8)
+    target = ("conv5_3", 3)
     got = methods.lrp(net, x, target, rule=R.uniform("epsilon:0"), seed="score")
     ref = twin(net).gradient(x, target[0], _mask(net, x, target)).numpy() * x
     assert rel_err(got, ref) < 1e-10
@@ -456,11 +458,11 @@ def test_relevance_is_conserved_layer_by_layer_without_biases():
         assert numpy.allclose(sums, score, rtol=1e-10, atol=0), name
 
 
-def test_zplus_relevance_is_never_negative():
+def test_zplus_relevance_is_never_negative(vggs):
     """Under z⁺ on every convolution, a non-negative seed gives non-negative relevance at
     every layer (the inputs of all but conv1_1 are ReLU outputs; z⁺ sends x⁻ through W⁻,
     so conv1_1's input relevance is non-negative too)."""
-    net = nnviz.vgg16(weights="default", include_top=False)
+    net, _ = vggs("default")
     x = _image(net, SIZE, seed=9)
     rec = {}
     methods.lrp(net, x, ("conv5_1", 40), rule="epsilon_plus", seed="one", record=rec)
