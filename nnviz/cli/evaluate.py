@@ -216,14 +216,27 @@ def _color(methods, m):
 # nnviz sanity
 # ---------------------------------------------------------------------------------------
 
+def _wrap(name, width=14):
+    """A method's name on lines of about ``width`` characters, broken after hyphens."""
+    lines, line = [], ""
+    for part in name.split("-"):
+        piece = part if not line else "-" + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line + "-")
+            line = part
+        else:
+            line += piece
+    return "\n".join(lines + [line])
+
+
 def _maps_figure(image, result, methods, title):
     """The paper's fig. 2: a row per method, the intact net's map then one map per step."""
     layers = result["layers"]
     cols, rows = len(layers) + 2, len(methods)
-    tile, left, top = 1.05, 0.35, 0.75
+    tile, left, top = 1.05, 0.5, 0.95
     width, height = cols * tile + left, rows * tile + top
     fig = _figure(width, height)
-    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+    fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top", wrap=True)
     grid = fig.add_gridspec(rows, cols, left=left / width, right=0.995, top=1 - top / height,
                             bottom=0.005, wspace=0.04, hspace=0.04)
     heads = ["image", "intact"] + layers
@@ -240,7 +253,7 @@ def _maps_figure(image, result, methods, title):
             if i == 0:
                 ax.set_title(heads[j], fontsize=7, pad=3)
             if j == 0:
-                ax.set_ylabel(m, fontsize=8)
+                ax.set_ylabel(_wrap(m), fontsize=8)
     return fig
 
 
@@ -249,7 +262,7 @@ def _curves_figure(results, methods, title, bands=None):
     last layer redrawn (``intact`` first, similarity 1). ``results``: {mode: {"layers",
     "values": {method: {metric: [values per layer]}}}}; ``bands``: same with (low, high)."""
     modes = list(results)
-    fig = _figure(4 * len(E.METRICS) + 1.2, 3.4 * len(modes) + 0.6)
+    fig = _figure(4 * len(E.METRICS) + 2.2, 3.4 * len(modes) + 0.6)
     fig.suptitle(title, fontsize=11)
     axes = fig.subplots(len(modes), len(E.METRICS), squeeze=False)
     for r, mode in enumerate(modes):
@@ -275,7 +288,7 @@ def _curves_figure(results, methods, title, bands=None):
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.91, 0.95))
+    fig.tight_layout(rect=(0, 0, 1 - 2.1 / (4 * len(E.METRICS) + 2.2), 0.95))
     return fig
 
 
