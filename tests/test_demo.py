@@ -25,6 +25,7 @@ EXPECTED = {   # step folder -> the PNGs its command writes
     "maximize": ["maximize-conv5_1_12.png"], "dream": ["dream-chelsea.png"],
     "invert": ["invert-chelsea-relu3_3.png"], "style": ["style_astronaut_texture.png"],
     "inputs": ["texture.png"],
+    "lrp": ["lrp-grid-epsilon-gamma-box-epsilon-plus-flat-epsilon-alpha2-beta1.png"],
 }
 
 
