@@ -160,8 +160,10 @@ def atomic_path(path, force=True, inputs=()):
     os.makedirs(folder, exist_ok=True)
     clean_stale_temporaries(path)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=f".tmp{ext}", dir=folder)
-    os.close(fd)
+    with _signals_held():       # Ctrl-C/SIGTERM between creating and guarding it: none left
+        fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=f".tmp{ext}",
+                                   dir=folder)
+        os.close(fd)
     try:
         yield tmp
         umask = os.umask(0)
@@ -169,8 +171,26 @@ def atomic_path(path, force=True, inputs=()):
         os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600 files; outputs are ordinary files
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with _signals_held():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held (delivered after the block) in the main thread, where Python
+    runs its handlers; a no-op elsewhere."""
+    import signal
+    import threading
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def save_png(img, path, force=True, inputs=()):
