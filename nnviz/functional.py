@@ -238,6 +238,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     n, _, h, wd = x.shape
     if _use_winograd(algorithm, kh, kw, sy, sx, dy, dx, c, o):
         return winograd_conv3x3(x, winograd_filters(w), b, (ph, pw))
+    if use_offsets("forward", x, kh, kw, c, o, ph, pw):      # few output channels
+        return conv2d_offsets(x, w, b, stride, padding, dilation)
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(wd, kw, sx, pw, dx)
     y = xp.empty((n, o, out_h, out_w), dtype=x.dtype)
@@ -494,6 +496,8 @@ def conv2d_grad_weight(x, gy, kh, kw, stride=1, padding=0, dilation=1):
     if tuple(gy.shape) != (n, o, out_h, out_w):
         raise ValueError(f"gradient shape {tuple(gy.shape)} does not match the convolution's "
                          f"output {(n, o, out_h, out_w)}")
+    if use_offsets("grad_weight", x, kh, kw, c, o, ph, pw):   # no gather of windows
+        return conv2d_grad_weight_offsets(x, gy, kh, kw, stride, padding, dilation)
     gw = xp.zeros((o, c * kh * kw), dtype=x.dtype)
     for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
         g = gy[n0:n1, :, r0:r1].reshape(n1 - n0, o, -1)               # (nb, O, P)
@@ -786,3 +790,71 @@ def split_channels(gy, sizes):
         out.append(gy[:, c:c + s])
         c += s
     return out
+
+
+OFFSETS_MAX_BYTES = 512 << 20     # the kernel-offset buffer of one image, at most
+
+
+def use_offsets(what, x, kh, kw, c, o, ph=0, pw=0):
+    """Whether ``what`` (``"forward"`` or ``"grad_weight"``) of a convolution of ``c`` to ``o``
+    channels is cheaper by kernel offsets (:func:`conv2d_offsets`,
+    :func:`conv2d_grad_weight_offsets`): their buffer holds ``o·kh·kw`` rows per image where
+    im2col's holds ``c·kh·kw``, and they need no gather of windows. Forward when ``o`` is at
+    most half of ``c`` (the layers of a feed-forward style network that go back to fewer
+    channels, and to RGB); the filter gradient when ``o ≤ 4c``; both for filters larger than
+    1×1 and a buffer of at most :data:`OFFSETS_MAX_BYTES` per image."""
+    h, w = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    if kh * kw == 1 or o * kh * kw * h * w * x.dtype.itemsize > OFFSETS_MAX_BYTES:
+        return False
+    return 2 * o <= c if what == "forward" else o <= 4 * c
+
+
+def conv2d_offsets(x, w, b=None, stride=1, padding=0, dilation=1):
+    """:func:`conv2d` by kernel offsets, for few output channels: per image, one GEMM
+    ``U = W' x`` with ``W': (O·kh·kw, C)`` over the whole (padded) plane, then
+    ``y[o, oy, ox] = Σ_ij U[o, i, j, oy·sy + i·dy, ox·sx + j·dx]`` (kh·kw shifted adds)."""
+    xp = get_array_module(x)
+    sy, sx = pair(stride)
+    ph, pw = pair(padding)
+    dy, dx = pair(dilation)
+    o, c, kh, kw = w.shape
+    n, _, h, wd = x.shape
+    out_h, out_w = conv_outsize(h, kh, sy, ph, dy), conv_outsize(wd, kw, sx, pw, dx)
+    xpad = pad(x, ph, pw) if ph or pw else x
+    hp, wp = xpad.shape[2:]
+    w2 = xp.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o * kh * kw, c))
+    y = xp.zeros((n, o, out_h, out_w), dtype=x.dtype)
+    for k in range(n):
+        u = (w2 @ xpad[k].reshape(c, hp * wp)).reshape(o, kh, kw, hp, wp)
+        for i in range(kh):
+            for j in range(kw):
+                y[k] += u[:, i, j, i * dy:i * dy + (out_h - 1) * sy + 1:sy,
+                          j * dx:j * dx + (out_w - 1) * sx + 1:sx]
+    if b is not None:
+        add_bias(y, b)
+    return y
+
+
+def conv2d_grad_weight_offsets(x, gy, kh, kw, stride=1, padding=0, dilation=1):
+    """:func:`conv2d_grad_weight` by kernel offsets, for few output channels: per image, the
+    output gradient spread to every kernel offset in the padded input's frame,
+    ``D[o, i, j, oy·sy + i·dy, ox·sx + j·dx] = gy[o, oy, ox]`` (``O·kh·kw`` rows), then one
+    GEMM ``D xᵀ`` -> (O, kh, kw, C)."""
+    xp = get_array_module(x)
+    sy, sx = pair(stride)
+    ph, pw = pair(padding)
+    dy, dx = pair(dilation)
+    n, c = x.shape[:2]
+    o, out_h, out_w = gy.shape[1:]
+    xpad = pad(x, ph, pw) if ph or pw else x
+    hp, wp = xpad.shape[2:]
+    gw = xp.zeros((o * kh * kw, c), dtype=x.dtype)
+    d = xp.empty((o, kh, kw, hp, wp), dtype=x.dtype)
+    for k in range(n):
+        d[...] = 0
+        for i in range(kh):
+            for j in range(kw):
+                d[:, i, j, i * dy:i * dy + (out_h - 1) * sy + 1:sy,
+                  j * dx:j * dx + (out_w - 1) * sx + 1:sx] = gy[k]
+        gw += d.reshape(o * kh * kw, hp * wp) @ xpad[k].reshape(c, hp * wp).T
+    return gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)

@@ -39,10 +39,11 @@ def converge(args):
         if step % every == 0 or step == 1:
             print(f"step {step:4d}  loss {terms['total']:.4e}  content {terms['content']:.3e}  "
                   f"style {terms['style']:.3e}  tv {terms['tv']:.3e}", flush=True)
+    weights = {k: v for k, v in (("style_weight", args.style_weight), ("tv_weight", args.tv_weight),
+                                 ("content_weight", args.content_weight)) if v is not None}
     r = FS.train(args.style, args.images, width=args.width, size=args.size, batch=args.batch,
                  steps=args.steps, lr=args.lr, vgg=vgg, seed=args.seed, progress=False,
-                 style_weight=args.style_weight, tv_weight=args.tv_weight,
-                 content_weight=args.content_weight, callback=report)
+                 style_size=args.style_size, callback=report, **weights)
     model = r.extra["model"]
     base = os.path.join(args.out, name)
     FS.save(model, base + ".h5")
@@ -155,9 +156,10 @@ def main(argv=None):
     c.add_argument("--batch", type=int, default=4)
     c.add_argument("--width", type=float, default=0.5)
     c.add_argument("--lr", type=float, default=1e-3)
-    c.add_argument("--content-weight", type=float, default=1.0)
-    c.add_argument("--style-weight", type=float, default=3e4)
-    c.add_argument("--tv-weight", type=float, default=1e-2)
+    c.add_argument("--content-weight", type=float, default=None)
+    c.add_argument("--style-weight", type=float, default=None)
+    c.add_argument("--tv-weight", type=float, default=None)
+    c.add_argument("--style-size", type=int, default=None)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--show-size", type=int, default=384)
     c.add_argument("--out", default="bench-fast-style")

@@ -77,9 +77,9 @@ STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 # Defaults tuned by hand (README): caffe-preprocessed VGG16 features on 0..255 pixels,
 # this module's loss normalization (that of GatysLoss), crops of 128 to 256 pixels.
 CONTENT_WEIGHT = 1.0
-STYLE_WEIGHT = 3e4
-TV_WEIGHT = 1e-2
-LR = 1e-3
+STYLE_WEIGHT = 3e3
+TV_WEIGHT = 1e-1
+LR = 1e-3           # Johnson et al.'s; larger rates grow tanh-saturated blobs at the output
 DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field")
 FORMAT = "nnviz-fast-style"
 FORMAT_VERSION = 1
@@ -827,7 +827,7 @@ def plot_loss(history, path, title="training loss"):
     ax.set_xlabel("step")
     ax.set_ylabel("loss (batch mean)")
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="upper right")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     with io.atomic_path(path) as tmp:
