@@ -160,37 +160,48 @@ def atomic_path(path, force=True, inputs=()):
     os.makedirs(folder, exist_ok=True)
     clean_stale_temporaries(path)
     base, ext = os.path.splitext(os.path.basename(path))
-    with _signals_held():       # Ctrl-C/SIGTERM between creating and guarding it: none left
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=f".tmp{ext}",
-                                   dir=folder)
-        os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600 files; outputs are ordinary files
-        os.replace(tmp, path)
-    finally:
-        with _signals_held():
-            if os.path.exists(tmp):
+    tmp = None
+    with interrupts_deferred():     # a write, once begun, ends renamed or removed
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}-", suffix=f".tmp{ext}",
+                                       dir=folder)
+            os.close(fd)
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes 0600 files; outputs are ordinary files
+            os.replace(tmp, path)
+        finally:
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
 
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM held (delivered after the block) in the main thread, where Python
-    runs its handlers; a no-op elsewhere."""
-    import signal
-    import threading
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
+# Interrupts (Ctrl-C, and SIGTERM under the nnviz command) are taken by :func:`interrupt`,
+# which raises KeyboardInterrupt at once, or, while a file is being written, when the write
+# is over: a signal never lands between creating a temporary and renaming or removing it.
+_deferral = {"depth": 0, "pending": False}
+
+
+def interrupt(signum, frame):
+    """A SIGINT/SIGTERM handler: KeyboardInterrupt, deferred to the end of a write."""
+    if _deferral["depth"]:
+        _deferral["pending"] = True
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Within the block, :func:`interrupt` only notes a signal; it is raised as
+    KeyboardInterrupt when the outermost such block ends."""
+    _deferral["depth"] += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _deferral["depth"] -= 1
+        if not _deferral["depth"] and _deferral["pending"]:
+            _deferral["pending"] = False
+            raise KeyboardInterrupt
 
 
 def save_png(img, path, force=True, inputs=()):

@@ -12,7 +12,7 @@ import threading
 
 from .. import backend, functional, models
 from ..errors import InputError
-from ..io import MAX_SIDE
+from ..io import MAX_SIDE, interrupt
 
 ARCHS = ("vgg16", "vgg19")
 
@@ -315,18 +315,18 @@ def _os_message(e):
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does (main thread only)."""
+    """Within the block, SIGTERM and Ctrl-C's SIGINT raise KeyboardInterrupt, deferred while a
+    file is being written (:func:`nnviz.io.interrupt`; main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)
+           if signal.getsignal(s) is not signal.SIG_IGN}     # an ignored signal stays ignored
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def execute(args):
