@@ -241,10 +241,6 @@ def test_a_layer_needs_its_input_for_lrp():
 SIZE = 64
 
 
-def _zennit_uniform(rule):
-    return ZC.LayerMapComposite([(Activation, ZR.Pass()), ((Convolution, torch.nn.Linear), rule)])
-
-
 def _zennit_composite(name, net):
     lo, hi = (_t(v) for v in net.pixel_bounds(numpy.float64))
     if name == "epsilon_gamma_box":
@@ -255,25 +251,33 @@ def _zennit_composite(name, net):
     return ZC.COMPOSITES[name]()
 
 
+def _zennit_uniform_box(rule):
+    """``rule`` on every convolution and linear layer but conv1_1, which gets z^B."""
+    def make(net):
+        lo, hi = (_t(v) for v in net.pixel_bounds(numpy.float64))
+        return ZC.SpecialFirstLayerMapComposite(
+            [(Activation, ZR.Pass()), ((Convolution, torch.nn.Linear), rule)],
+            [(Convolution, ZR.ZBox(lo, hi))])
+    return make
+
+
+UNIFORM = {     # the issue's six rules, each with z^B at conv1_1 only: (nnviz, zennit)
+    "epsilon": ("epsilon", ZR.Epsilon()), "gamma": ("gamma", ZR.Gamma()),
+    "zplus": ("zplus", ZR.ZPlus()), "alpha2_beta1": ("alphabeta:2:1", ZR.AlphaBeta(2, 1)),
+    "flat": ("flat", ZR.Flat()), "wsquare": ("wsquare", ZR.WSquare())}
 NET_CASES = {   # name: (nnviz rule, zennit composite, target, seed)
-    "epsilon": ("epsilon", lambda n: _zennit_uniform(ZR.Epsilon()), ("conv5_3", 7), "score"),
-    "gamma": ("gamma", lambda n: _zennit_uniform(ZR.Gamma()), ("conv5_3", 7, (1, 2)), "one"),
-    "flat": ("flat", lambda n: _zennit_uniform(ZR.Flat()), ("conv5_3", 7), "score"),
-    "wsquare": ("wsquare", lambda n: _zennit_uniform(ZR.WSquare()), ("conv5_3", 7), "one"),
-}
+    name: (R.uniform(rule, names={"conv1_1": "zbox"}), _zennit_uniform_box(ref),
+           ("conv5_3", 7, (1, 2)) if k % 2 else ("conv5_3", 7), "one" if k % 3 == 1 else "score")
+    for k, (name, (rule, ref)) in enumerate(UNIFORM.items())}
 NET_CASES.update((name, (name.replace("_", "-"), lambda n, name=name: _zennit_composite(name, n),
                          ("conv5_3", 11, (2, 1)) if "alpha" in name else ("conv5_3", 11),
                          "score")) for name in R.COMPOSITES)
-# Below fc6 (64 px stops at pool5) epsilon_plus is z⁺ on every convolution and
-# epsilon_alpha2_beta1 is α2β1 on every convolution: those cases are the z⁺ and αβ rules'.
-# Test time: on random weights γ, flat and w² on every convolution and the composites but
-# epsilon_gamma_box and epsilon_alpha2_beta1_flat, which run on the default weights with
-# epsilon_plus_flat (z^B, γ, flat, αβ and z⁺ there; ε and w² in the per-layer dict below).
-# ε on every layer is checked against zennit at 224 px (the fc layers), in the dict, against
-# Captum, and with ε = 0 against PyTorch's gradient × input.
-WEIGHT_CASES = [("random", c) for c in NET_CASES
-                if c not in ("epsilon", "epsilon_gamma_box", "epsilon_alpha2_beta1_flat")] + [
-    ("default", c) for c in ("epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1_flat")]
+# Every rule everywhere (z^B at conv1_1) and every composite, on random and on the default
+# weights (the issue's matrix); targets a channel or one unit, seeds the score or one. Below
+# fc6 (64 px stops at pool5) the fc layers' ε is not reached: ε on every layer with the fc
+# layers is checked against zennit at 224 px with class targets (two composites), in the
+# dict, against Captum, and with ε = 0 against PyTorch's gradient × input.
+WEIGHT_CASES = [(w, c) for w in ("random", "default") for c in NET_CASES]
 
 
 @pytest.fixture(scope="module")
@@ -291,14 +295,12 @@ def vggs():
 
 @pytest.mark.parametrize("weights,case", WEIGHT_CASES)
 def test_vgg16_relevance_matches_zennit(vggs, weights, case):
-    """On VGG16 (random and default weights), 64 px, float64: a rule on every convolution
-    (Pass at ReLUs, the gradient at max pooling) and each composite by name (hyphens too:
-    z^B on conv1_1, flat on the first layer, z⁺ and α2β1 everywhere), against zennit with the
-    same composite, target (a channel or one unit) and attr_output (score or one)."""
+    """On VGG16 (random and default weights), 64 px, float64: each rule on every convolution
+    with z^B at conv1_1 (Pass at ReLUs, the gradient at max pooling), and each composite by
+    name (hyphens too), against zennit's SpecialFirstLayerMapComposite and its registered
+    composites with the same target (a channel or one unit) and attr_output (score or one)."""
     net, model = vggs(weights)
     rule, composite, target, seed = NET_CASES[case]
-    if isinstance(rule, str) and R.composite_name(rule) is None:
-        rule = R.uniform(rule)
     x = _image(net, SIZE)
     got = methods.lrp(net, x, target, rule=rule, seed=seed)
     ref = zennit_relevance(model, x, composite(net), _mask(net, x, target), seed)
@@ -333,22 +335,27 @@ def top():
     return nnviz.vgg16(seed=0)
 
 
-def test_class_target_at_224_matches_zennit(top):
+AT_224 = {"epsilon_plus_flat": ["Epsilon", "Gradient", "ZPlus", "Flat"],
+          "epsilon_gamma_box": ["Epsilon", "Gradient", "Gamma", "ZBox"]}
+
+
+@pytest.mark.parametrize("name", list(AT_224))
+def test_class_target_at_224_matches_zennit(top, name):
     """A class target (fc8, pre-softmax) at 224 px, through the fully connected layers (ε),
-    the flatten, z⁺ on the convolutions and flat on conv1_1 (epsilon_plus_flat), against
-    zennit. One composite (test time): the others differ only in the convolutions' rules,
-    checked at 64 px."""
+    the flatten and the convolutions' rules of two composites (z⁺ with flat on conv1_1; γ with
+    z^B on conv1_1), against zennit. Two composites (test time): the others differ only in
+    the convolutions' rules, checked at 64 px."""
     net = top
     for layer in net.layers.values():                   # float64 once, not per rule call
         for p in layer.params:
             setattr(layer, p, getattr(layer, p).astype(numpy.float64))
     x = _image(net, 224, seed=2)
     rec = {}
-    got = methods.lrp(net, x, 3, rule="epsilon_plus_flat", seed="score", record=rec)
-    ref = zennit_relevance(torch_net(net, "fc8"), x, ZC.EpsilonPlusFlat(), _mask(net, x, 3), "score")
+    got = methods.lrp(net, x, 3, rule=name, seed="score", record=rec)
+    ref = zennit_relevance(torch_net(net, "fc8"), x, _zennit_composite(name, net), _mask(net, x, 3),
+                           "score")
     assert rel_err(got, ref) < TOL
-    assert [type(rec[n].rule).__name__ for n in ("fc8", "flatten", "conv5_3", "conv1_1")] == [
-        "Epsilon", "Gradient", "ZPlus", "Flat"]
+    assert [type(rec[n].rule).__name__ for n in ("fc8", "flatten", "conv5_3", "conv1_1")] == AT_224[name]
 
 
 @pytest.mark.parametrize("name", list(R.COMPOSITES))
@@ -526,7 +533,8 @@ def test_lrp_command_writes_red_and_blue_over_the_image(tmp_path, capsys):
                          "--target", "conv5_3:2", "--rule", "epsilon-alpha2-beta1",
                          "--rule-map", "conv1_1=zbox,conv5_*=epsilon:0.25", "--table"], capsys)
     assert rc == 0, err
-    png = tmp_path / "lrp-astronaut-conv5_3_2-epsilon-alpha2-beta1-map.png"
+    png = tmp_path / ("lrp-astronaut-conv5_3_2-epsilon-alpha2-beta1-map-rule_map=conv1_1=zbox_conv5__=epsilon_0.25"
+                      "-size=64-weights=random.png")
     assert str(png) in out and "ZBox(low, high" in out and "Epsilon(epsilon=0.25)" in out
     from PIL import Image
     img = numpy.asarray(Image.open(png)).astype(int)
@@ -539,7 +547,7 @@ def test_lrp_command_puts_several_rules_side_by_side(tmp_path, capsys):
                          "--target", "conv4_3:5", "--rule", "epsilon-plus", "--rule", "zplus",
                          "--rule", "epsilon:0", "--grid"], capsys)
     assert rc == 0, err
-    png = tmp_path / "lrp-grid-epsilon-plus-zplus-epsilon_0.png"
+    png = tmp_path / "lrp-grid-epsilon-plus-zplus-epsilon_0-size=32-target=conv4_3_5-weights=random.png"
     from PIL import Image
     assert str(png) in out and Image.open(png).size[0] > 4 * 32
 
@@ -563,7 +571,7 @@ def test_trace_with_an_lrp_composite_writes_relevance_and_sums(tmp_path, capsys)
     rc, out, err = _run(["trace", "--weights", "random", "--size", "32", "--out", str(tmp_path),
                          "--target", "conv4_3:1", "--rule", "epsilon-plus"], capsys)
     assert rc == 0, err
-    with h5py.File(tmp_path / "trace-astronaut-conv4_3_1-epsilon_plus.h5") as f:
+    with h5py.File(tmp_path / "trace-astronaut-conv4_3_1-epsilon_plus-size=32-weights=random.h5") as f:
         assert f.attrs["rule"] == "epsilon_plus"
         assert f["conv2_1"].attrs["rule"] == "ZPlus(stabilizer=1e-06)"
         assert f["pool2"].attrs["rule"] == "Gradient()"
