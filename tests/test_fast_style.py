@@ -225,29 +225,21 @@ def _fd_check(layer, x, rng, h=1e-6):
     r = rng.standard_normal(y.shape)
     dx = layer.backward(r)
 
-    def loss():
-        return float((layer.forward(x) * r).sum())
-    v = rng.standard_normal(x.shape)
-    x0 = x.copy()
-    x[...] = x0 + h * v
-    up = loss()
-    x[...] = x0 - h * v
-    down = loss()
-    x[...] = x0
-    assert abs((up - down) / (2 * h) - float((dx * v).sum())) < 1e-6 * max(1.0, abs(up - down) / (2 * h))
-    grads = {p: getattr(layer, p.rsplit("/", 1)[0] + "/grad_" + p.rsplit("/", 1)[1]) if "/" in p
-             else getattr(layer, f"grad_{p}") for p in layer.params if getattr(layer, p) is not None}
-    for p, g in grads.items():
-        a = getattr(layer, p)
-        v = rng.standard_normal(a.shape)
+    def along(a, v):
+        """(L(a + h v) − L(a − h v)) / 2h, ``a`` (the input or a parameter) changed in place."""
         a0 = a.copy()
         a[...] = a0 + h * v
-        up = loss()
+        up = float((layer.forward(x) * r).sum())
         a[...] = a0 - h * v
-        down = loss()
+        down = float((layer.forward(x) * r).sum())
         a[...] = a0
-        fd = (up - down) / (2 * h)
-        assert abs(fd - float((g * v).sum())) < 1e-6 * max(1.0, abs(fd)), p
+        return (up - down) / (2 * h)
+    grads = {p: getattr(layer, p.rsplit("/", 1)[0] + "/grad_" + p.rsplit("/", 1)[1]) if "/" in p
+             else getattr(layer, f"grad_{p}") for p in layer.params if getattr(layer, p) is not None}
+    for name, a, g in [("input", x, dx)] + [(p, getattr(layer, p), g) for p, g in grads.items()]:
+        v = rng.standard_normal(a.shape)
+        fd = along(a, v)
+        assert abs(fd - float((g * v).sum())) < 1e-6 * max(1.0, abs(fd)), name
 
 
 @pytest.mark.parametrize("make,shape", [

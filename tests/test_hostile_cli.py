@@ -163,7 +163,7 @@ def test_errno_text_becomes_a_sentence():
 
 # subcommands of other issues, whose options their owners type with nnviz.cli.common's
 # converters (listed in /work/notes/issue-18-cli.md); the demo's module is not this issue's
-NOT_YET = {"demo", "compare", "train-style", "stylize"}
+NOT_YET = {"demo", "compare"}
 
 
 def _subparsers(parser, prefix=""):

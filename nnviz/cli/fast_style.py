@@ -9,10 +9,22 @@ import time
 import numpy
 
 from ..errors import InputError
-from ..io import load_image, save_png
+from ..io import MAX_SIDE, load_image, save_png
 from ..methods import fast_style as FS
 from ..render import grid
-from .common import Outputs, add_common, add_parser, load_net, say, stem
+from .common import (
+    NONNEG_INT,
+    POSITIVE,
+    Outputs,
+    add_common,
+    add_parser,
+    integer,
+    load_net,
+    number,
+    say,
+    stem,
+)
+from .style import STYLE_SIZE, add_loss_weights, add_print_every
 
 TRAIN_EXAMPLES = """examples:
   nnviz train-style starry_night.jpg --size 256 --steps 2000 --width 0.5 --out starry.h5
@@ -30,6 +42,23 @@ STYLIZE_EXAMPLES = """examples:
 PREVIEW = ("sample:chelsea", "sample:astronaut")
 
 
+BATCH = integer(1, 256)
+
+TRAIN_NUMBERS = (      # option, type, default, help of train-style's numbers
+    ("--size", integer(16, 4096), 256, "crop size in pixels, a multiple of 4 (texture: of "
+                                       "2^(scales-1))"),
+    ("--steps", NONNEG_INT, 2000, "training steps (with --resume, the total to reach)"),
+    ("--batch", BATCH, 4, "crops per step"),
+    ("--width", number(0, 8, lo_open=True), 1.0, "channel width factor (1: Johnson's 32/64/128 "
+                                                  "channels)"),
+    ("--lr", POSITIVE, FS.LR, "Adam's learning rate"),
+    ("--style-size", STYLE_SIZE, None, "longer side of the style image (default: --size)"),
+    ("--scales", integer(1, 8), 5, "texture mode: noise scales"),
+    ("--checkpoint-every", NONNEG_INT, 100, "write the checkpoint every K steps (0: only at the "
+                                            "end)"),
+)
+
+
 def register(sub):
     p = add_parser(sub, "train-style", "train a feed-forward style network (Johnson et al. 2016) "
                    "or texture generator (Ulyanov et al. 2016)", TRAIN_EXAMPLES,
@@ -41,35 +70,21 @@ def register(sub):
     p.add_argument("--mode", default="transfer", choices=tuple(FS.MODES),
                    help="transfer: Johnson's transformer (default); texture: Ulyanov's generator "
                         "from noise, style loss only")
-    p.add_argument("--size", type=int, default=256, help="crop size in pixels (default 256)")
-    p.add_argument("--steps", type=int, default=2000, help="training steps (default 2000; with "
-                   "--resume, the total to reach)")
-    p.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
-    p.add_argument("--width", type=float, default=1.0,
-                   help="channel width factor (default 1: Johnson's 32/64/128 channels)")
-    p.add_argument("--lr", type=float, default=FS.LR, help=f"Adam's learning rate (default {FS.LR:g})")
-    p.add_argument("--content-weight", type=float, default=FS.CONTENT_WEIGHT,
-                   help=f"default {FS.CONTENT_WEIGHT:g}")
-    p.add_argument("--style-weight", type=float, default=FS.STYLE_WEIGHT,
-                   help=f"default {FS.STYLE_WEIGHT:g}")
-    p.add_argument("--tv-weight", type=float, default=FS.TV_WEIGHT, help=f"default {FS.TV_WEIGHT:g}")
-    p.add_argument("--style-size", type=int, default=None,
-                   help="longer side of the style image (default: --size)")
-    p.add_argument("--scales", type=int, default=5, help="texture mode: noise scales (default 5)")
+    for option, kind, default, text in TRAIN_NUMBERS:
+        p.add_argument(option, type=kind, default=default, help=text,
+                       metavar="K" if option.endswith("-every") else None)
+    add_loss_weights(p, FS.CONTENT_WEIGHT, FS.STYLE_WEIGHT, FS.TV_WEIGHT)
+    add_print_every(p, 50, "steps")
     p.add_argument("--checkpoint", default=None, metavar="PATH",
                    help="checkpoint file (default: OUT with .ckpt.h5; with --resume, that file)")
-    p.add_argument("--checkpoint-every", type=int, default=100, metavar="K",
-                   help="write the checkpoint every K steps (default 100; 0: only at the end)")
     p.add_argument("--resume", default=None, metavar="CKPT",
                    help="continue the run of this checkpoint (its options win; new checkpoints "
                         "replace it)")
-    p.add_argument("--print-every", type=int, default=50, metavar="K",
-                   help="print the loss every K steps (default 50; 0: never)")
     p.add_argument("--float64", action="store_true", help="train in float64 (slow; for checks)")
     g = add_common(p, out=False)
     g.add_argument("--out", default="style-model.h5",
-                   help="the model file to write (default style-model.h5); beside it "
-                        "OUT_loss.csv, OUT_loss.png and OUT_preview.png")
+                   help="the model file to write; beside it OUT_loss.csv, OUT_loss.png and "
+                        "OUT_preview.png")
     g.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=train)
 
@@ -78,11 +93,11 @@ def register(sub):
     p.add_argument("model", metavar="MODEL", help="a model file made by 'nnviz train-style'")
     p.add_argument("images", metavar="IMAGE", nargs="*",
                    help="photographs (or sample:NAME); none for a texture model")
-    p.add_argument("--size", type=int, default=None,
-                   help="resize each image to this longer side first (texture: the side, "
-                        "default 256)")
-    p.add_argument("--batch", type=int, default=4, help="images per forward pass (default 4)")
-    p.add_argument("--count", type=int, default=1, help="texture model: how many (default 1)")
+    p.add_argument("--size", type=integer(8, MAX_SIDE), default=None,
+                   help="resize each image to this longer side first (default: as it is; "
+                        "texture: the side, default 256)")
+    p.add_argument("--batch", type=BATCH, default=4, help="images per forward pass")
+    p.add_argument("--count", type=integer(1, 1000), default=1, help="texture model: how many")
     add_common(p, weights=False)
     p.set_defaults(func=stylize)
 
@@ -106,8 +121,6 @@ def train(args):
     ckpt = args.checkpoint or resume or base + ".ckpt.h5"
     if resume is None or os.path.realpath(ckpt) != os.path.realpath(resume):
         outputs.check(ckpt)
-    if args.checkpoint_every < 0:
-        raise InputError(f"--checkpoint-every must be ≥ 0, got {args.checkpoint_every}")
     if resume is None:        # bad options fail before the VGG loads (a resumed run takes its own)
         FS.check_options(args.mode, args.size, args.batch, args.steps, args.scales)
     if args.images is not None and not os.path.isdir(args.images):
@@ -158,8 +171,6 @@ def stylize(args):
     model = FS.load(args.model, device=args.device)
     outputs = Outputs(args, [args.model, *args.images])
     name = stem(args.model)
-    if args.batch < 1 or args.count < 1:
-        raise InputError(f"--batch and --count must be ≥ 1, got {args.batch} and {args.count}")
     if model.arch == "ulyanov":
         if args.images:
             raise InputError(f"{args.model}: a texture model makes images from noise; give no "

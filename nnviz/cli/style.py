@@ -44,6 +44,23 @@ def _layers(text):
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def add_loss_weights(p, content, style, tv):
+    """--content-weight, --style-weight and --tv-weight (each ≥ 0) with these defaults: the
+    Gatys loss's weights, shared by ``nnviz style`` and ``nnviz train-style``."""
+    p.add_argument("--content-weight", type=NONNEG, default=content,
+                   help=f"weight of the content loss (default {content:g})")
+    p.add_argument("--style-weight", type=NONNEG, default=style,
+                   help=f"weight of the style loss (default {style:g})")
+    p.add_argument("--tv-weight", type=NONNEG, default=tv,
+                   help=f"total variation weight (default {tv:g})")
+
+
+def add_print_every(p, default, unit):
+    """--print-every K: progress every K ``unit`` (iterations, steps); 0: never."""
+    p.add_argument("--print-every", type=NONNEG_INT, default=default, metavar="K",
+                   help=f"print progress every K {unit} (default {default}; 0: never)")
+
+
 def register(sub):
     p = add_parser(sub, "style", "neural style transfer, content reconstruction, texture "
                    "synthesis (Gatys et al.)", EXAMPLES, description=__doc__)
@@ -58,12 +75,7 @@ def register(sub):
     p.add_argument("--style-weights", type=ListOf(NONNEG, "weights"), default=None,
                    metavar="W1,W2,...",
                    help="blend weights of the style images (normalized to sum 1; default equal)")
-    p.add_argument("--content-weight", type=NONNEG, default=S.CONTENT_WEIGHT,
-                   help=f"default {S.CONTENT_WEIGHT:g}")
-    p.add_argument("--style-weight", type=NONNEG, default=S.STYLE_WEIGHT,
-                   help=f"default {S.STYLE_WEIGHT:g}")
-    p.add_argument("--tv-weight", type=NONNEG, default=S.TV_WEIGHT,
-                   help=f"total variation weight (default {S.TV_WEIGHT:g})")
+    add_loss_weights(p, S.CONTENT_WEIGHT, S.STYLE_WEIGHT, S.TV_WEIGHT)
     p.add_argument("--content-layers", default=",".join(S.CONTENT_LAYERS),
                    help="default %(default)s")
     p.add_argument("--style-layers", default=",".join(S.STYLE_LAYERS), help="default %(default)s")
@@ -88,8 +100,7 @@ def register(sub):
     p.add_argument("--loss-csv", default=None, metavar="PATH",
                    help="where to write the loss curve (iteration, loss, content, style, tv, "
                         "size, seconds); default: beside the image, OUTPUT_loss.csv")
-    p.add_argument("--print-every", type=NONNEG_INT, default=10, metavar="K",
-                   help="print progress every K iterations (default 10; 0: never)")
+    add_print_every(p, 10, "iterations")
     p.add_argument("--statistic", default="gram", choices=S.STATISTICS,
                    help="style statistic: gram (Gatys) or mean (channel means)")
     p.add_argument("--palette", type=integer(2, 256), default=None, metavar="N",
