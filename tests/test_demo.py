@@ -16,16 +16,23 @@ from PIL import Image
 from nnviz.cli import demo, main
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-EXPECTED = {   # step folder -> the PNGs its command writes
-    "saliency": ["saliency-grid.png"], "deconvnet": ["deconvnet-grid.png"],
-    "deconvnet-no-switches": ["deconvnet-grid.png"], "guided": ["guided-grid.png"],
-    "top-units": ["top-units-astronaut-relu5_3.png"], "smoothgrad": ["smoothgrad-grid.png"],
-    "gradxinput": ["gradxinput-grid.png"], "ig": ["ig-grid.png"], "gradcam": ["gradcam-grid.png"],
-    "guided-gradcam": ["guided-gradcam-grid.png"], "filters": ["filters-conv4_1.png"],
-    "maximize": ["maximize-conv5_1_12.png"], "dream": ["dream-chelsea.png"],
-    "invert": ["invert-chelsea-relu3_3.png"], "style": ["style_astronaut_texture.png"],
+# step folder -> the PNGs its command writes (--quick): each name shows the options that differ
+# from their defaults (nnviz.cli.common.output_name)
+TWO = "image=astronaut_chelsea-size=112"
+EXPECTED = {
+    "saliency": [f"saliency-grid-{TWO}.png"], "deconvnet": [f"deconvnet-grid-{TWO}.png"],
+    "deconvnet-no-switches": ["deconvnet-grid-image=astronaut_chelsea-no_switches-size=112.png"],
+    "guided": [f"guided-grid-{TWO}.png"], "top-units": ["top-units-astronaut-relu5_3-n=3-size=112.png"],
+    "smoothgrad": ["smoothgrad-grid-image=astronaut_chelsea-samples=4-size=112.png"],
+    "gradxinput": [f"gradxinput-grid-{TWO}.png"], "ig": [f"ig-grid-{TWO}-steps=6.png"],
+    "gradcam": [f"gradcam-grid-{TWO}.png"], "guided-gradcam": [f"guided-gradcam-grid-{TWO}.png"],
+    "filters": ["filters-conv4_1-channels=0..3-size=48-steps=15.png"],
+    "maximize": ["maximize-conv5_1_12-size=64-steps=15.png"],
+    "dream": ["dream-chelsea-octaves=2-size=128-steps_per_octave=4.png"],
+    "invert": ["invert-chelsea-relu3_3-size=64-steps=40.png"],
+    "style": ["style_astronaut_texture-iters=10-keep_size-size=64.png"],
     "inputs": ["texture.png"],
-    "lrp": ["lrp-grid-epsilon-gamma-box-epsilon-plus-flat-epsilon-alpha2-beta1.png"],
+    "lrp": [f"lrp-grid-epsilon-gamma-box-epsilon-plus-flat-epsilon-alpha2-beta1-{TWO}.png"],
 }
 
 
@@ -34,7 +41,7 @@ class Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.links, self.figures, self.body = [], [], {}
-        self._fig = None
+        self._fig = self._a = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -46,12 +53,18 @@ class Page(HTMLParser):
         if tag == "figure":
             self._fig = {"img": None, "caption": ""}
             self.figures.append(self._fig)
+        if tag == "a":
+            self._a = a.get("href")
         if tag == "img" and self._fig is not None:
             self._fig["img"] = a.get("src")
+            self._fig["shown"] = (int(a.get("width", 0)), int(a.get("height", 0)))
+            self._fig["link"] = self._a
 
     def handle_endtag(self, tag):
         if tag == "figure":
             self._fig = None
+        if tag == "a":
+            self._a = None
 
     def handle_data(self, data):
         if self._fig is not None:
@@ -146,6 +159,22 @@ def _chromium(*args, tmp):
            "--no-first-run", "--disable-background-networking", "--disable-component-update",
            "--disable-sync", f"--user-data-dir={tmp}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_pictures_are_shown_large_and_link_to_full_size(gallery):
+    """Every picture is shown at least 360 px wide (small ones enlarged by a whole factor, so
+    pixels stay square and crisp), in its own proportions, and links to its file. Oracle: the
+    PNG's size as Pillow reads it."""
+    out, _, page = gallery
+    pictures = [f for f in page.figures if f["img"]]
+    assert pictures
+    for f in pictures:
+        with Image.open(out / f["img"]) as im:
+            w, h = im.size
+        sw, sh = f["shown"]
+        assert sw >= 360 and sw % w == 0 and sw * h == sh * w, (f["img"], (w, h), f["shown"])
+        assert sw < 360 + w, (f["img"], w, sw)      # the smallest whole factor
+        assert f["link"] == f["img"], f
 
 
 def test_chromium_loads_every_image(gallery, tmp_path):

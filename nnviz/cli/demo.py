@@ -27,7 +27,7 @@ import numpy
 from .. import backend, io
 from ..errors import InputError
 from . import parsers
-from .common import ARCHS, NetCache, add_parser, execute
+from .common import ARCHS, SEED, NetCache, add_parser, execute
 
 EXAMPLES = """examples:
   nnviz demo --quick                 # about 20 seconds on 2 CPU cores: small sizes, few iterations
@@ -227,7 +227,7 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 section{border-top:1px solid #ccc;padding:.5em 0}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-img{min-width:224px;max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
+img{max-width:100%;height:auto;image-rendering:pixelated;border:1px solid #ddd}
 figcaption code,pre{font-size:12px;background:#f4f4f4;padding:2px 4px;white-space:pre-wrap;
 word-break:break-all;display:block;max-width:1100px}
 .error{color:#a00}.note{color:#555;font-style:italic}.cite{color:#555}
@@ -265,8 +265,30 @@ def loss_svg(losses, width=480, height=200, pad=30):
             f'L-BFGS iteration {len(y)}</text></svg>')
 
 
-def page(all_steps, quick=False, seconds=None, extra_inputs=()):
-    """The gallery's HTML (image paths relative to the page)."""
+SHOWN = 360      # pictures narrower than this are shown enlarged by a whole factor
+
+
+def picture(path, alt, root=None):
+    """An ``<img>`` at a size a person can read — a picture narrower than :data:`SHOWN` pixels
+    enlarged by the smallest whole factor that reaches it (crisp pixels) — linked to the file
+    itself at full size. ``root``: the folder ``path`` is relative to (to read its size)."""
+    e = html.escape
+    size = ""
+    if root is not None:
+        from PIL import Image
+        try:
+            with Image.open(os.path.join(root, path)) as im:
+                w, h = im.size
+            k = max(1, -(-SHOWN // w))
+            size = f' width="{w * k}" height="{h * k}"'
+        except OSError:
+            pass
+    return (f'<a href="{e(path)}" title="full size: {e(path)}"><img src="{e(path)}" '
+            f'alt="{e(alt)}"{size}></a>')
+
+
+def page(all_steps, quick=False, seconds=None, extra_inputs=(), root=None):
+    """The gallery's HTML (image paths relative to the page, which is in ``root``)."""
     e = html.escape
     ok = sum(s.status == "ok" for s in all_steps)
     failed = [s for s in all_steps if s.status == "failed"]
@@ -288,10 +310,10 @@ def page(all_steps, quick=False, seconds=None, extra_inputs=()):
             parts.append(f'<p class="note">{e(s.note)}</p>')
         if s.name == "style":
             for path, caption in extra_inputs:
-                parts.append(f'<figure><img src="{e(path)}" alt="style input"><figcaption>'
+                parts.append(f'<figure>{picture(path, "style input", root)}<figcaption>'
                              f'{e(caption)}</figcaption></figure>')
         for img in s.images:
-            parts.append(f'<figure><img src="{e(img)}" alt="{e(s.title)}"><figcaption>'
+            parts.append(f'<figure>{picture(img, s.title, root)}<figcaption>'
                          f'<code>{e(s.command)}</code></figcaption></figure>')
         if "loss" in s.extra:
             parts.append(f'<figure>{loss_svg(s.extra["loss"])}<figcaption>the style loss per '
@@ -335,7 +357,7 @@ def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", a
     all_steps = run_steps(steps(out, quick, common), out, quiet)
     caption = (f"style image: {STYLE_INPUT}, a procedural texture drawn by the demo "
                f"(nnviz.cli.demo.texture), since no paintings are bundled")
-    text = page(all_steps, quick, time.time() - start, [(STYLE_INPUT, caption)])
+    text = page(all_steps, quick, time.time() - start, [(STYLE_INPUT, caption)], root=out)
     with io.atomic_path(index) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
@@ -361,8 +383,9 @@ def register(sub):
     p.add_argument("--out", default="nnviz-demo", help="output folder (default nnviz-demo)")
     p.add_argument("--device", default=None, choices=backend.DEVICES,
                    help="cpu, gpu or auto (default: $NNVIZ_DEVICE or auto)")
-    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
-    p.add_argument("--arch", default="vgg16", choices=ARCHS, help="network (default vgg16)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("--arch", default="vgg16", choices=ARCHS,
+                   help="the network, VGG16 or VGG19 (default vgg16)")
     p.add_argument("--weights", default="default",
                    help="'default' (the bundled VGG16 backbone), 'random', or a weight file")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
