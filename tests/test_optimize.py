@@ -278,11 +278,15 @@ def test_snapshots_and_commands(tmp_path):
     assert main(["invert", "sample:chelsea", "--size", "32", "--layer", "relu2_1", "--steps", "3",
                  "--weights", "random", "--out", out, "-q"]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["dream-coffee.png", "filters-conv2_1.png", "invert-chelsea-relu2_1.png",
-                     "maximize-conv2_1_3-step00002.png", "maximize-conv2_1_3-step00004.png",
-                     "maximize-conv2_1_3.png"]
-    assert main(["maximize", "conv2_1:3", "--weights", "random", "--steps", "1", "--out", out,
-                 "-q"]) == 2     # exists without --force
+    # each name shows the options that differ from their defaults
+    r = "weights=random"
+    mx = f"maximize-conv2_1_3-size=32-steps=4-{r}"
+    assert names == [f"dream-coffee-layers=relu2_2-octaves=2-size=64-steps_per_octave=1-tile_size=40-{r}.png",
+                     f"filters-conv2_1-channels=0..3-size=24-steps=2-{r}.png",
+                     f"invert-chelsea-relu2_1-size=32-steps=3-{r}.png",
+                     f"{mx}-step00002.png", f"{mx}-step00004.png", f"{mx}.png"]
+    assert main(["maximize", "conv2_1:3", "--weights", "random", "--steps", "4", "--size", "32",
+                 "--out", out, "-q"]) == 2     # the same command again: exists without --force
 
 
 def test_dead_target_with_regularizers_is_reported():

@@ -20,11 +20,13 @@ from .common import (
     finite_or_explain,
     integer,
     load_net,
+    output_name,
     say,
     slug,
     stem,
 )
 
+IN_NAME = ("image", "target")    # the options an output's name shows (one file per image and target)
 DEFAULT_LAYER = "pool5"          # default target: the strongest channel of this layer
 
 TARGET_HELP = ("what to explain: CLASS (an fc8 index, needs weights with the fully connected "
@@ -74,7 +76,9 @@ def register(sub):
                    help="the channel's strongest unit (default) or the whole channel")
     p = parser("top-units", "Zeiler & Fergus 2014: projections of a layer's strongest channels, "
                "with image crops of their receptive fields", run_top_units, grid=False, target=False)
-    p.add_argument("--layer", default="relu5_3", help="layer (default relu5_3)")
+    p.add_argument("--layer", default="relu5_3",
+                   help="the layer whose strongest channels are shown, a name from 'nnviz info' "
+                        "(default relu5_3)")
     p.add_argument("-n", type=integer(1, 4096), default=9,
                    help="how many channels (default 9; at most the layer's)")
     p.add_argument("--rule", choices=("guided", "deconvnet"), default="guided",
@@ -186,9 +190,9 @@ def _write(args, kind, compute):
     name = args.command_name
     outputs = Outputs(args, paths)
     if args.grid:
-        pngs = {outputs.path(f"{name}-grid.png"): None}
+        pngs = {outputs.path(output_name(args, name, "grid") + ".png"): None}
     else:
-        pngs = {outputs.path(f"{name}-{slug(stem(p))}-{slug(t)}.png"): (i, k)
+        pngs = {outputs.path(output_name(args, name, stem(p), t, named=IN_NAME) + ".png"): (i, k)
                 for i, p in enumerate(paths) for k, t in enumerate(specs)}
     maps = [finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
                               f"{name} of {t}") for t in specs]
@@ -272,7 +276,8 @@ def run_top_units(args):
     projection of the whole channel (Zeiler & Fergus 2014, fig. 2)."""
     net, images, x, paths, _ = _setup(args)
     outputs = Outputs(args, paths)
-    outs = [outputs.path(f"top-units-{slug(stem(p))}-{slug(args.layer)}.png") for p in paths]
+    outs = [outputs.path(output_name(args, "top-units", stem(p), args.layer,
+                                     named=("image", "layer")) + ".png") for p in paths]
     res = methods.top_units(net, x, args.layer, n=args.n, rule=args.rule)
     finite_or_explain(net, res["channel"], lambda: methods.top_units(
         net, x, args.layer, n=args.n, rule=args.rule), f"top-units of {args.layer}")
@@ -299,7 +304,8 @@ def run_trace(args):
     outputs = Outputs(args, paths)
     name = "-".join(slug(stem(p)) for p in paths)
     ext = {"h5": ".h5", "npz": ".npz", "npy": ""}[args.format]
-    outs = [outputs.path(f"trace-{name}-{slug(t)}-{args.rule}{ext}") for t in specs]
+    outs = [outputs.path(output_name(args, "trace", name, t, args.rule,
+                                     named=IN_NAME + ("rule", "format")) + ext) for t in specs]
     for t, out in zip(specs, outs):
         methods.trace(net, x, t, args.rule, out, format=args.format)
         say(args, out)

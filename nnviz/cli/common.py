@@ -3,6 +3,7 @@
 writes (one check for all of them)."""
 import argparse
 import contextlib
+import difflib
 import math
 import os
 import re
@@ -19,9 +20,53 @@ ARCHS = ("vgg16", "vgg19")
 
 # -- parsers: one line per error, every value checked with its range ---------------------------
 
+# other spellings of subcommands (and of choices): what a reader of the papers or of other
+# libraries types; compared after lower-casing and dropping "-", "_" and spaces
+ALIASES = {
+    "guidedbackprop": "guided", "guidedbackpropagation": "guided", "guidedbp": "guided",
+    "gradientxinput": "gradxinput", "gradientinput": "gradxinput", "gradxinp": "gradxinput",
+    "gradienttimesinput": "gradxinput", "inputxgradient": "gradxinput", "gradtimesinput": "gradxinput",
+    "integratedgradients": "ig", "integratedgradient": "ig",
+    "gradcam": "gradcam", "guidedgradcam": "guided-gradcam",
+    "smoothgradient": "smoothgrad", "deconv": "deconvnet", "deconvolution": "deconvnet",
+    "vanillagradient": "saliency", "gradient": "saliency", "saliencymap": "saliency",
+    "topunit": "top-units", "deepdream": "dream", "inversion": "invert", "inverse": "invert",
+    "styletransfer": "style", "neuralstyle": "style", "activationmaximization": "maximize",
+    "maximise": "maximize", "maximization": "maximize", "filter": "filters",
+    "classmodel": "class-model", "layerwiserelevancepropagation": "lrp", "relevance": "lrp",
+    "fastneuralstyle": "stylize", "trainstyle": "train-style",
+}
+
+
+def _key(name):
+    return re.sub(r"[-_\s]+", "", str(name).lower())
+
+
+def resolve(name, choices):
+    """``name`` as one of ``choices``: itself, or the choice it spells differently
+    (``guided_backprop``, ``Guided-Backprop``, ``grad-cam`` -> ``guided``, ``gradcam``), or
+    None."""
+    if name in choices:
+        return name
+    by_key = {_key(c): c for c in choices}
+    if _key(name) in by_key:
+        return by_key[_key(name)]
+    target = ALIASES.get(_key(name))
+    return target if target in choices else None
+
+
+def did_you_mean(value, choices):
+    """`` (did you mean X?)`` for the choice (or an alias's choice) closest to ``value``, or ``""``."""
+    choices = [str(c) for c in choices]
+    spelled = {_key(c): c for c in choices}
+    spelled.update({k: v for k, v in ALIASES.items() if v in choices})
+    close = difflib.get_close_matches(_key(value), list(spelled), n=1, cutoff=0.7)
+    return f" (did you mean {spelled[close[0]]}?)" if close else ""
+
+
 def one_line(message):
     """argparse's ``argument --steps: -1: must be ...`` as ``--steps -1: must be ...``; any
-    message on one line."""
+    message on one line; an invalid choice with the closest valid one."""
     message = " ".join(str(message).split())
     m = re.match(r"argument ([^:]+): (.*)$", message)
     if not m:
@@ -31,7 +76,8 @@ def one_line(message):
     c = re.match(r"invalid choice: (.*?) \(choose from (.*)\)$", rest)
     if c:
         value, choices = c[1].strip("'"), c[2].replace("'", "")
-        return f"{name} {value}: invalid choice (choose from {choices})"
+        hint = did_you_mean(value, [v.strip() for v in choices.split(",")])
+        return f"{name} {value}: invalid choice{hint} (choose from {choices})"
     if re.match(r".*?: must be ", rest):            # a Number's message: VALUE: must be ...
         return f"{name} {rest}"
     return f"{name}: {rest}"
@@ -45,10 +91,35 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        args = self._resolve_command(list(sys.argv[1:] if args is None else args))
+        ns, extra = super().parse_known_args(args, namespace)
+        if ns is not None and not hasattr(ns, "option_defaults"):     # the subcommand's first
+            ns.option_defaults = {a.dest: a.default for a in self._actions
+                                  if a.option_strings and a.dest != "help"}
+        return ns, extra
+
     def parse_args(self, args=None, namespace=None):
         args, extra = self.parse_known_args(args, namespace)
         if extra:      # reported by the subcommand's parser, under its name
-            self._chosen(args).error(f"unrecognized arguments: {' '.join(extra)}")
+            chosen = self._chosen(args)
+            options = [o for o in chosen._option_string_actions if o.startswith("--")]
+            shown = [w + (did_you_mean(w.split("=")[0], options) if w.startswith("--") else "")
+                     for w in extra]
+            chosen.error(f"unrecognized arguments: {' '.join(shown)}")
+        return args
+
+    def _resolve_command(self, args):
+        """``args`` with its subcommand (the first word not an option) spelled as the parser
+        knows it: ``guided_backprop`` -> ``guided`` (:func:`resolve`)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for k, word in enumerate(args):
+                    if not str(word).startswith("-"):
+                        found = resolve(word, action.choices)
+                        if found is not None and found != word:
+                            args[k] = found
+                        break
         return args
 
     def _chosen(self, ns):
@@ -259,8 +330,19 @@ def add_parser(sub, name, help, examples="", description=None):
     written (one line each)."""
     if not (isinstance(sub._parser_class, type) and issubclass(sub._parser_class, Parser)):
         sub._parser_class = Parser
-    return sub.add_parser(name, help=help, description=description or help, epilog=examples,
+    return sub.add_parser(name, help=plain(help), description=plain(description or help),
+                          epilog=plain(examples),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def plain(text):
+    """Docstring markup as a terminal shows it: ````x```` and ``:mod:`x```` as ``x``,
+    ``:func:`~a.b``` as ``b``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    text = re.sub(r":[a-z]+:`~?([^`]*)`", lambda m: m[1].rsplit(".", 1)[-1]
+                  if m[0].startswith(":") and "~" in m[0] else m[1], str(text))
+    return re.sub(r"``([^`]*)``", r"\1", text).replace("```", "")
 
 
 def add_common(parser, weights=True, out=True):
@@ -270,9 +352,11 @@ def add_common(parser, weights=True, out=True):
     g.add_argument("--device", default=None, choices=backend.DEVICES,
                    help="cpu, gpu or auto (default: $NNVIZ_DEVICE or auto)")
     g.add_argument("--seed", type=SEED, default=0, help="seed for every random choice (default 0)")
-    g.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="print only errors (no progress on stderr either)")
     if weights:
-        g.add_argument("--arch", default="vgg16", choices=ARCHS, help="network (default vgg16)")
+        g.add_argument("--arch", default="vgg16", choices=ARCHS,
+                       help="the network, VGG16 or VGG19 (default vgg16)")
         g.add_argument("--weights", default="default",
                        help="'default' (the bundled VGG16 backbone), 'random', or a weight file "
                             "made by 'nnviz weights import'")
@@ -285,7 +369,10 @@ def add_common(parser, weights=True, out=True):
     if out:
         g.add_argument("--out", type=folder_path, default="nnviz-out",
                        help="output folder (default nnviz-out)")
-        g.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        g.add_argument("--force", action="store_true",
+                       help="overwrite existing outputs (needed only to run the same command "
+                            "again: output names show the options that differ from their "
+                            "defaults)")
     return g
 
 
@@ -481,6 +568,77 @@ def slug(text):
     ``..``, never starting with a dot)."""
     s = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text)).strip("_").lstrip(".")
     return s or "_"
+
+
+# options that do not change what a command draws: where it goes, how it is computed or shown,
+# what is printed; every other option that differs from its default is part of the output's name
+NOT_IN_NAMES = frozenset({"out", "force", "quiet", "device", "conv", "max_memory", "output",
+                          "snapshot_every", "print_every", "loss_csv", "json", "grid", "batch",
+                          "progress_every", "table"})
+PATH_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                 ".h5", ".hdf5", ".pth", ".pt", ".keras", ".npz", ".npy", ".onnx")
+MAX_VARIANT = 80          # longer option parts are cut, and a hash of the whole added
+MAX_NAME = 160            # so are longer names (file names have at most 255 bytes)
+
+
+def _shown(value):
+    """An option's value as a name part: paths and samples by their stem, runs of integers
+    as ``A..B``, numbers with ``%g``, lists comma-joined."""
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            runs, start = [], 0
+            for k in range(1, len(value) + 1):
+                if k == len(value) or value[k] != value[k - 1] + 1:
+                    a, b = value[start], value[k - 1]
+                    runs.append(f"{a}" if a == b else f"{a}..{b}")
+                    start = k
+            return ",".join(runs)
+        return ",".join(_shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    if text.startswith("sample:") or "/" in text or os.sep in text or \
+            os.path.splitext(text)[1].lower() in PATH_SUFFIXES:
+        return stem(text)
+    return text
+
+
+def variant(args, named=()):
+    """The part of an output's name that tells runs with different options apart: every option
+    of the subcommand that differs from its default and may change the picture (not those of
+    :data:`NOT_IN_NAMES`, nor ``named``, the ones the name shows already), sorted, as
+    ``dest=value`` joined by ``-`` (a flag as its ``dest``): ``size=32-weights=random``.
+    Empty for the defaults, so that a plain run keeps its plain name. Longer than
+    :data:`MAX_VARIANT`: cut, with a hash of the whole."""
+    defaults = getattr(args, "option_defaults", None) or {}
+    parts = []
+    for dest in sorted(defaults):
+        if dest in NOT_IN_NAMES or dest in named or not hasattr(args, dest):
+            continue
+        value = getattr(args, dest)
+        if value == defaults[dest] or value is None or value is False:
+            continue
+        parts.append(dest if value is True else f"{dest}={_shown(value)}")
+    text = slug("-".join(parts)) if parts else ""
+    if len(text) > MAX_VARIANT:
+        import hashlib
+        text = text[:MAX_VARIANT - 9].rstrip("-_.") + "-" + \
+            hashlib.sha1(text.encode()).hexdigest()[:8]
+    return text
+
+
+def output_name(args, *parts, named=(), sep="-"):
+    """An output's file name (without extension): ``parts`` (the command, the input's stem, the
+    target, ...) and the :func:`variant` of the options that differ from their defaults, e.g.
+    ``saliency-astronaut-pool5_12-size=32``; the one naming rule of every command, so that a
+    run with other options never meets the files of an earlier one (``--force`` is for the
+    same command run twice)."""
+    extra = variant(args, named)
+    name = sep.join([slug(p) for p in parts if str(p)] + ([extra] if extra else []))
+    if len(name) > MAX_NAME:      # room for suffixes (-step00001, _loss.csv, a temporary's)
+        import hashlib
+        name = name[:MAX_NAME - 9].rstrip("-_.") + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name
 
 
 def input_files(paths):

@@ -1,4 +1,6 @@
 """``nnviz info``: the layers of a net, their output shapes and parameter counts."""
+import re
+
 from .common import SIZE, add_common, add_parser, load_net
 
 EXAMPLES = """examples:
@@ -16,6 +18,12 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def kind(layer):
+    """A layer's repr, shorter: ``(3, 3)`` as ``3``, PyTorch's defaults (dilation 1) left out."""
+    text = re.sub(r"\((\d+), \1\)", r"\1", str(layer))
+    return re.sub(r", dilation=1\b", "", text)
+
+
 def run(args):
     net = load_net(args, include_top=not args.no_top)
     rows = net.summary(args.size)
@@ -23,11 +31,15 @@ def run(args):
           f"preprocessing {net.preprocessing!r}")
     for key, value in sorted(net.weights_info.items()):
         print(f"  {key}: {value}")
-    print(f"{'layer':<10} {'kind':<40} {'output':<22} {'params':>12}")
-    total = 0
-    for name, layer, shape, count in rows:
-        total += count
-        shown = "not run (needs 224×224)" if shape is None else str(shape)
-        print(f"{name:<10} {str(layer):<40.40} {shown:<22} {count:>12,}")
-    print(f"{'total':<10} {'':<40} {'':<22} {total:>12,}")
+    # every column as wide as its longest entry: nothing is cut
+    shown = ["not run (needs 224×224)" if shape is None else str(shape) for _, _, shape, _ in rows]
+    wn = max([len("layer")] + [len(name) for name, *_ in rows])
+    wk = max([len("kind")] + [len(kind(layer)) for _, layer, _, _ in rows])
+    wo = max([len("output")] + [len(s) for s in shown])
+    total = sum(count for *_, count in rows)
+    wp = max(len("params"), len(f"{total:,}"))
+    print(f"{'layer':<{wn}}  {'kind':<{wk}}  {'output':<{wo}}  {'params':>{wp}}")
+    for (name, layer, _, count), out in zip(rows, shown):
+        print(f"{name:<{wn}}  {kind(layer):<{wk}}  {out:<{wo}}  {count:>{wp},}")
+    print(f"{'total':<{wn}}  {'':<{wk}}  {'':<{wo}}  {total:>{wp},}")
     return 0

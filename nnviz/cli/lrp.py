@@ -5,7 +5,7 @@ from .. import io, methods, render, rules
 from ..errors import InputError
 from ..methods.lrp import SEEDS, totals
 from .attribution import _add_inputs, _setup
-from .common import NONNEG, Outputs, add_parser, say, slug, stem
+from .common import NONNEG, Outputs, add_parser, output_name, say, slug, stem
 
 EXAMPLES = """examples:
   nnviz lrp --image sample:astronaut --target conv5_3:12
@@ -92,9 +92,12 @@ def run_lrp(args):
     suffix = "-map" if args.rule_map else ""
     labels = [slug(spec + suffix) for spec in specs_rule]
     if args.grid:
-        pngs = {outputs.path(f"lrp-grid-{'-'.join(labels)}.png"): None}
+        pngs = {outputs.path(output_name(args, "lrp-grid", *labels, named=("rule",))
+                             + ".png"): None}
     else:
-        pngs = {outputs.path(f"lrp-{slug(stem(p))}-{slug(t)}-{label}.png"): (i, k, r)
+        pngs = {outputs.path(output_name(args, "lrp", stem(p), t, label,
+                                         named=("image", "target", "rule"))
+                             + ".png"): (i, k, r)
                 for i, p in enumerate(paths) for k, t in enumerate(specs)
                 for r, label in enumerate(labels)}
     maps = {}

@@ -26,8 +26,8 @@ from .common import (
     integer,
     load_net,
     number,
+    output_name,
     say,
-    slug,
     stem,
 )
 
@@ -67,10 +67,12 @@ def _parser(sub, name, help):
 
 def _loop_options(p, steps, lr):
     g = p.add_argument_group("optimization")
-    g.add_argument("--steps", type=POSITIVE_INT, default=steps, help=f"steps (default {steps})")
+    g.add_argument("--steps", type=POSITIVE_INT, default=steps,
+                   help=f"gradient steps of the optimization (default {steps})")
     g.add_argument("--lr", type=POSITIVE, default=lr,
                    help=f"step size in pixel levels (default {lr})")
-    g.add_argument("--optimizer", default="adam", choices=Optimizer.KINDS, help="default adam")
+    g.add_argument("--optimizer", default="adam", choices=Optimizer.KINDS,
+                   help="the update rule: " + ", ".join(Optimizer.KINDS) + " (default adam)")
     g.add_argument("--snapshot-every", type=POSITIVE_INT, default=None, metavar="K",
                    help="write a snapshot PNG every K steps")
     return g
@@ -100,9 +102,10 @@ def register(sub):
     p.set_defaults(func=run_maximize)
 
     p = _parser(sub, "filters", "a grid of many channels of one layer, each maximized")
-    p.add_argument("layer")
+    p.add_argument("layer", help="the layer whose channels are drawn, e.g. conv4_1 ('nnviz info' "
+                                 "lists the layers)")
     p.add_argument("--channels", type=CHANNELS, default=CHANNELS("0-15"),
-                   help="e.g. 0-15 or 3,7,9 (default 0-15)")
+                   help="the channels to draw, e.g. 0-15 or 3,7,9 (default 0-15)")
     p.add_argument("--size", type=ANY_SIZE, default=64, help="image size per channel (default 64)")
     p.add_argument("--batch", type=integer(1, 1024), default=16,
                    help="channels per forward (default 16)")
@@ -111,19 +114,25 @@ def register(sub):
 
     p = _parser(sub, "class-model", "Simonyan et al.'s class model: argmax S_c(I) - λ‖I‖²")
     p.add_argument("class_index", type=NONNEG_INT, help="an fc8 class (0..999)")
-    p.add_argument("--l2", type=NONNEG, default=1e-3, help="λ (default 1e-3)")
+    p.add_argument("--l2", type=NONNEG, default=1e-3,
+                   help="λ, the weight of the L2 penalty on the image (default 1e-3)")
     g = _loop_options(p, 200, 1.0)
     g.set_defaults(optimizer="sgd")
     p.set_defaults(func=run_class_model)
 
     p = _parser(sub, "dream", "DeepDream: amplify what layers see in an image")
-    p.add_argument("image")
+    p.add_argument("image", help="the image to dream on: a file or sample:NAME (astronaut, "
+                                 "chelsea, coffee)")
     p.add_argument("--size", type=ANY_SIZE, default=None, help="resize the longer side first")
-    p.add_argument("--layers", nargs="+", default=["relu4_3"], help="default relu4_3")
-    p.add_argument("--octaves", type=integer(1, 32), default=4, help="default 4")
+    p.add_argument("--layers", nargs="+", default=["relu4_3"], metavar="LAYER",
+                   help="one or more layers whose activations are amplified, e.g. relu4_2 "
+                        "relu5_1 ('nnviz info' lists them; default relu4_3)")
+    p.add_argument("--octaves", type=integer(1, 32), default=4,
+                   help="how many scales the image is dreamt at, smallest first (default 4)")
     p.add_argument("--octave-scale", type=number(1, 16), default=1.4,
                    help="each octave this much smaller (default 1.4)")
-    p.add_argument("--steps-per-octave", type=POSITIVE_INT, default=10, help="default 10")
+    p.add_argument("--steps-per-octave", type=POSITIVE_INT, default=10,
+                   help="gradient steps at each octave (default 10)")
     p.add_argument("--step-size", type=POSITIVE, default=0.01,
                    help="step in half pixel ranges (default 0.01)")
     p.add_argument("--tile-size", type=integer(32, MAX_SIDE), default=512,
@@ -133,22 +142,30 @@ def register(sub):
     p.set_defaults(func=run_dream)
 
     p = _parser(sub, "invert", "Mahendran & Vedaldi: an image from a layer's representation")
-    p.add_argument("image")
-    p.add_argument("--layer", default="relu3_3", help="default relu3_3")
+    p.add_argument("image", help="the image whose representation is inverted: a file or "
+                                 "sample:NAME (astronaut, chelsea, coffee)")
+    p.add_argument("--layer", default="relu3_3",
+                   help="the layer whose representation is matched, a name from 'nnviz info' "
+                        "(default relu3_3)")
     p.add_argument("--size", type=ANY_SIZE, default=224, help="resize the longer side (default 224)")
     p.add_argument("--alpha", type=number(1), default=6, help="α of the α-norm (default 6)")
-    p.add_argument("--alpha-weight", type=NONNEG, default=1e-3, help="default 1e-3")
+    p.add_argument("--alpha-weight", type=NONNEG, default=1e-3,
+                   help="weight of the α-norm prior (default 1e-3)")
     p.add_argument("--tv-beta", type=number(1), default=2, help="β of the TV prior (default 2)")
-    p.add_argument("--tv-weight", type=NONNEG, default=1e-2, help="default 1e-2")
+    p.add_argument("--tv-weight", type=NONNEG, default=1e-2,
+                   help="weight of the total variation prior (default 1e-2)")
     _loop_options(p, 200, 2.0)
     p.set_defaults(func=run_invert)
 
 
-def _outputs(args, name, inputs=(), snapshot="{name}-step{{step:05d}}.png", steps=None,
-             **fields):
-    """The checked output path ``OUT/name.png`` and the snapshot paths beside it (every one
-    that the run can write, ``steps`` in all, checked now: a refusal writes nothing)."""
+def _outputs(args, parts, inputs=(), snapshot="{name}-step{{step:05d}}.png", steps=None,
+             named=(), **fields):
+    """The checked output path ``OUT/name.png`` (``name``: :func:`output_name` of ``parts`` and
+    the options; ``named``, the options that ``parts`` show) and the snapshot paths beside it
+    (every one that the run can write, ``steps`` in all, checked now: a refusal writes
+    nothing)."""
     outputs = Outputs(args, inputs)
+    name = output_name(args, *parts, named=named)        # letters, digits and _.=+- only
     path = outputs.path(f"{name}.png")
     snapshots = None
     if args.snapshot_every:
@@ -209,7 +226,7 @@ def _size_of(img, size):
 def run_maximize(args):
     net = load_net(args, include_top=args.target.isdigit() or args.target.startswith("fc"))
     inputs = [args.image] if args.image else []
-    path, snapshots = _outputs(args, f"maximize-{slug(args.target)}", inputs)
+    path, snapshots = _outputs(args, ("maximize", args.target), inputs)
     t = targets.parse(args.target).check(net)
     size = args.size or (224 if args.image or t.layer in TOP_LAYERS else 128)
     check_net_memory(args, net, 1, size, size, t.layer, LOOP_BUFFERS)
@@ -227,7 +244,7 @@ def run_filters(args):
     net = load_net(args, include_top=False)
     net.check_layer(args.layer)
     batches = -(-len(args.channels) // args.batch)
-    path, snapshots = _outputs(args, f"filters-{slug(args.layer)}",
+    path, snapshots = _outputs(args, ("filters", args.layer),
                                snapshot="{name}-batch{{batch}}-step{{step:05d}}.png",
                                batch=range(batches))
     check_net_memory(args, net, min(args.batch, len(args.channels)), args.size, args.size,
@@ -239,7 +256,7 @@ def run_filters(args):
 
 def run_class_model(args):
     net = load_net(args, include_top=True)
-    path, snapshots = _outputs(args, f"class-model-{args.class_index}")
+    path, snapshots = _outputs(args, ("class-model", args.class_index))
     check_net_memory(args, net, 1, 224, 224, "fc8", LOOP_BUFFERS)
     r = methods.class_model(net, args.class_index, l2=args.l2, **_common(args, snapshots))
     return _finish(args, r, path, net=net)
@@ -247,7 +264,7 @@ def run_class_model(args):
 
 def run_dream(args):
     net = load_net(args, include_top=False)
-    path, snapshots = _outputs(args, f"dream-{slug(stem(args.image))}", [args.image],
+    path, snapshots = _outputs(args, ("dream", stem(args.image)), [args.image],
                                steps=args.octaves * args.steps_per_octave)
     for layer in args.layers:
         net.check_layer(layer)
@@ -269,8 +286,8 @@ def run_dream(args):
 
 def run_invert(args):
     net = load_net(args, include_top=False)
-    path, snapshots = _outputs(args, f"invert-{slug(stem(args.image))}-{slug(args.layer)}",
-                               [args.image])
+    path, snapshots = _outputs(args, ("invert", stem(args.image), args.layer),
+                               [args.image], named=("layer",))
     net.check_layer(args.layer)
     img = load_image(args.image, args.size)
     check_net_memory(args, net, 1, *img.shape[:2], args.layer, LOOP_BUFFERS + 2)

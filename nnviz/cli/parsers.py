@@ -4,6 +4,7 @@ import argparse
 
 from ..errors import InputError
 from . import attribution, compare, evaluate, fast_style, info, lrp, optimize, style, weights
+from .common import did_you_mean, resolve
 
 FAMILIES = (info, weights, attribution, lrp, optimize, style, evaluate, fast_style, compare)
 
@@ -26,10 +27,13 @@ def parse(argv):
     """Parse ``argv`` (``[subcommand, options...]``) with that subcommand's parser; a usage
     error raises :class:`InputError` instead of exiting."""
     parsers = method_parsers()
-    if not argv or argv[0] not in parsers:
-        raise InputError(f"unknown method {argv[0] if argv else ''!r}: expected one of "
-                         f"{', '.join(parsers)}")
-    parser = parsers[argv[0]]
+    name = resolve(argv[0], parsers) if argv else None      # guided_backprop -> guided
+    if name is None:
+        given = argv[0] if argv else ""
+        raise InputError(f"unknown method {given!r}{did_you_mean(given, parsers)}: expected one "
+                         f"of {', '.join(parsers)}")
+    argv = [name] + list(argv[1:])
+    parser = parsers[name]
 
     def error(message):
         raise InputError(f"{parser.prog}: {message}")

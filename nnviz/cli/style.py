@@ -13,6 +13,7 @@ from .. import models
 from ..errors import InputError
 from ..io import MAX_SIDE, atomic_path, load_image, resize, save_png
 from ..methods import style as S
+from ..methods.optimize import progress_bar
 from .common import (
     NONNEG,
     NONNEG_INT,
@@ -25,6 +26,7 @@ from .common import (
     integer,
     load_net,
     number,
+    output_name,
     say,
     stem,
 )
@@ -76,9 +78,12 @@ def register(sub):
                    metavar="W1,W2,...",
                    help="blend weights of the style images (normalized to sum 1; default equal)")
     add_loss_weights(p, S.CONTENT_WEIGHT, S.STYLE_WEIGHT, S.TV_WEIGHT)
-    p.add_argument("--content-layers", default=",".join(S.CONTENT_LAYERS),
-                   help="default %(default)s")
-    p.add_argument("--style-layers", default=",".join(S.STYLE_LAYERS), help="default %(default)s")
+    p.add_argument("--content-layers", default=",".join(S.CONTENT_LAYERS), metavar="L1,L2,...",
+                   help="layers the content loss compares, comma-separated names from "
+                        "'nnviz info' (default %(default)s)")
+    p.add_argument("--style-layers", default=",".join(S.STYLE_LAYERS), metavar="L1,L2,...",
+                   help="layers whose Gram matrices the style loss compares, comma-separated "
+                        "(default %(default)s)")
     p.add_argument("--size", type=STYLE_SIZE, default=512,
                    help="longer side of the optimized image (default 512)")
     p.add_argument("--scales", type=ListOf(STYLE_SIZE, "sizes"), default=None,
@@ -131,7 +136,8 @@ def run(args):
         out_path = outputs.check(args.output, "--output")
     else:
         name = "_".join([stem(args.content)] + [stem(s) for s in args.styles[:3]])
-        out_path = outputs.path(f"{'style' if args.mode == 'transfer' else args.mode}_{name}.png")
+        kind = "style" if args.mode == "transfer" else args.mode
+        out_path = outputs.path(output_name(args, f"{kind}_{name}", named=("mode",)) + ".png")
     base = os.path.splitext(out_path)[0]
     csv_path = outputs.check(args.loss_csv or base + "_loss.csv", "--loss-csv")
     n_scales = len(scales or S.default_scales(args.size))
@@ -153,7 +159,10 @@ def run(args):
             return resize(image, args.output_size)
         return resize(image, tuple(final_hw.shape[:2]))
 
+    bar = progress_bar(args.iters * n_scales, "style", not args.quiet, "iteration")   # stderr
+
     def on_iteration(info):
+        bar.update(1)
         if "image" in info:
             path = snapshots(info["iteration"])
             say(args, f"snapshot {save_png(finish(info['image']), path)}")
@@ -168,6 +177,7 @@ def run(args):
         mode=args.mode, style_statistic=args.statistic, palette=args.palette, scales=scales,
         dtype=numpy.float64 if args.float64 else numpy.float32,
         print_every=0 if args.quiet else args.print_every)
+    bar.close()
     path = save_png(finish(result.image), out_path)
     write_loss_csv(result.history, csv_path)
     n = len(result.history)

@@ -31,6 +31,12 @@ own files. The architecture is detected from the number of convolutions (13: vgg
 """
 
 
+LIST_EXAMPLES = """examples:
+  nnviz weights list
+  nnviz weights list --dir ~/my-weights
+"""
+
+
 def register(sub):
     p = add_parser(sub, "weights", "import and list weight files", EXAMPLES, description=__doc__)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -57,7 +63,8 @@ def register(sub):
     imp.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     imp.set_defaults(func=run_import)
 
-    lst = add_parser(wsub, "list", "list the imported weight files", description="List the "
+    lst = add_parser(wsub, "list", "list the imported weight files", LIST_EXAMPLES,
+                     description="List the "
                      "weight files in the weights folder: arch, source, preprocessing, license, "
                      "path, and whether they have the fully connected layers (the top).")
     lst.add_argument("--dir", default=None, help="folder to list (default: the weights folder)")

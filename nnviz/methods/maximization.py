@@ -16,7 +16,7 @@ import numpy
 
 from .. import backend, targets
 from ..backend import get_array_module
-from .optimize import Result, noise, regularizer_terms, run
+from .optimize import Result, noise, progress_bar, regularizer_terms, run
 
 
 def as_targets(target, net, n=None):
@@ -99,14 +99,18 @@ def filters(net, layer, channels=None, size=64, batch=16, progress=True, **kw):
     seed = kw.pop("seed", None)
     snapshots = kw.pop("snapshot_path", None)
     parts = []
+    n_batches = -(-len(channels) // batch)
+    # one progress for all batches: steps + 1 evaluations of each (the last is not a step)
+    bar = progress_bar(n_batches * kw.get("steps", 200), f"filters {layer}", progress)
     for k, b in enumerate(range(0, len(channels), batch)):
         chunk = channels[b:b + batch]
-        parts.append(maximize(net, [(layer, c) for c in chunk], size=size, progress=progress,
+        parts.append(maximize(net, [(layer, c) for c in chunk], size=size, progress=bar,
                               seed=None if seed is None else seed + b,
                               snapshot_path=_batch_snapshots(snapshots, k), **kw))
         if parts[-1].status == "interrupted":       # Ctrl-C: keep the batches done so far
             channels = channels[:b + len(chunk)]
             break
+    bar.close()
     stopped = [s for r in parts for s in r.stopped]
     messages = list(dict.fromkeys(r.message for r in parts if r.message))
     return Result(net.xp.concatenate([r.x for r in parts]),
