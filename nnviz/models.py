@@ -403,7 +403,9 @@ def memory_estimate(net, n, h, w, until=None, dtype=numpy.float32, backward=True
 
 # -- VGG ---------------------------------------------------------------------------------------
 
-def _layer(kind, options):
+def layer_from_layout(kind, options):
+    """The layer of one row of :func:`nnviz.vgg.layout`: ``kind`` (conv, relu, pool, flatten,
+    linear) and its constructor's options."""
     if kind == "conv":
         return Conv2d(**options)
     if kind == "relu":
@@ -432,7 +434,7 @@ def init_layer(layer, seed=None):
 
 def _vgg(arch, include_top, pooling, seed):
     rng = numpy.random.default_rng(seed)
-    layers = [(name, _layer(kind, o)) for name, kind, o in vgg.layout(arch, include_top, pooling)]
+    layers = [(name, layer_from_layout(kind, o)) for name, kind, o in vgg.layout(arch, include_top, pooling)]
     for _, layer in layers:
         if hasattr(layer, "weight"):
             init_layer(layer, rng)

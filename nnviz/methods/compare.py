@@ -58,8 +58,8 @@ import numpy
 from .. import backend, targets, weights_onnx
 from .. import rules as R
 from ..errors import InputError
-from ..layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from ..models import Net
+from ..layers import Flatten, Linear, ReLU
+from ..models import Net, layer_from_layout
 from ..vgg import CONFIGS, FC_SIZES, PREPROCESSING, TOP_LAYERS, TOP_SIZE, conv_names, layout, parameter_shapes
 from . import attribution
 
@@ -234,19 +234,6 @@ def _rule_name(rule):
 # the reference net, from the model's weights
 # ---------------------------------------------------------------------------------------
 
-def _layer(kind, options):
-    if kind == "conv":
-        return Conv2d(**options)
-    if kind == "relu":
-        return ReLU()
-    if kind == "pool":
-        o = dict(options)
-        return (MaxPool2d if o.pop("kind") == "max" else AvgPool2d)(**o)
-    if kind == "flatten":
-        return Flatten()
-    return Linear(**options)
-
-
 def net_from_params(params, arch=None, preprocess="torch", source="", pooling="max", device=None):
     """A :class:`nnviz.models.Net` holding ``params`` (``"conv1_1/weight" -> array``, PyTorch
     layouts): VGG16 or VGG19 by the number of convolutions, with its top when ``fc8`` is there."""
@@ -264,7 +251,7 @@ def net_from_params(params, arch=None, preprocess="torch", source="", pooling="m
             raise InputError(f"{source or 'the model'}: {key} of shape {tuple(params[key].shape)}, "
                              f"expected {shape}")
     rows = layout(found, include_top=top, pooling=pooling)
-    net = Net([(name, _layer(kind, o)) for name, kind, o in rows], arch=found, preprocessing=preprocess,
+    net = Net([(name, layer_from_layout(kind, o)) for name, kind, o in rows], arch=found, preprocessing=preprocess,
               device="cpu")
     for key in shapes:
         layer, p = key.split("/")
