@@ -46,7 +46,9 @@ def _add_inputs(p, grid=True, target=True):
                    help="an image file or sample:NAME (astronaut, chelsea, coffee); repeatable "
                         "(default sample:astronaut)")
     p.add_argument("--size", type=SIZE, default=224,
-                   help="images are resized to SIZE×SIZE (default 224)")
+                   help="every image is resized to SIZE×SIZE, squashed to a square (its aspect "
+                        "ratio is not kept; dream, invert, maximize --image and style keep it, "
+                        "their --size being the longer side) (default 224)")
     if target:
         p.add_argument("--target", action="append", default=None, metavar="SPEC",
                        help=TARGET_HELP)

@@ -43,7 +43,9 @@ def register(sub):
                         "fully connected layers, else the strongest channel of pool5)")
     p.add_argument("--image", action="append", default=None, metavar="PATH",
                    help="an image file or sample:NAME; repeatable (default sample:astronaut)")
-    p.add_argument("--size", type=SIZE, default=224, help="images are resized to SIZE×SIZE (default 224)")
+    p.add_argument("--size", type=SIZE, default=224,
+                   help="every image is resized to SIZE×SIZE, squashed to a square as in the attribution "
+                        "commands (default 224)")
     p.add_argument("--dtype", choices=C.DTYPES, default=None,
                    help="float64 (default) or float32 on both sides (ONNX: float32 only)")
     p.add_argument("--rtol", type=POSITIVE, default=None,
