@@ -13,7 +13,12 @@ def build_parser():
     parser = Parser(
         prog="nnviz", description="The classic visualizations of convolutional networks, on "
         "VGG16 and VGG19, every gradient written by hand.",
-        epilog="Run 'nnviz COMMAND --help' for each command's options and examples.")
+        epilog="Run 'nnviz COMMAND --help' for each command's options and examples. Commands "
+        "also answer to their long names (guided-backprop, gradient-x-input, "
+        "integrated-gradients, grad-cam, guided-grad-cam, deep-dream, ...); output names show "
+        "the options that differ from their defaults; long runs report progress on stderr "
+        "(-q silences it; $NNVIZ_PROGRESS_EVERY sets the seconds between lines when stderr is "
+        "not a terminal).")
     parser.add_argument("--version", action="version", version=f"nnviz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parsers.add_methods(sub)
