@@ -233,8 +233,11 @@ def _maps_figure(image, result, methods, title):
     """The paper's fig. 2: a row per method, the intact net's map then one map per step."""
     layers = result["layers"]
     cols, rows = len(layers) + 2, len(methods)
-    tile, left, top = 1.05, 0.5, 0.95
-    width, height = cols * tile + left, rows * tile + top
+    tile, left = 1.05, 0.5
+    width = cols * tile + left
+    lines = -(-len(title) * 0.075 // (0.95 * width))      # the title's lines at 10 pt, wrapped
+    top = 0.3 + 0.18 * lines                              # inches above the tiles
+    height = rows * tile + top
     fig = _figure(width, height)
     fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top", wrap=True)
     grid = fig.add_gridspec(rows, cols, left=left / width, right=0.995, top=1 - top / height,
@@ -262,7 +265,8 @@ def _curves_figure(results, methods, title, bands=None):
     last layer redrawn (``intact`` first, similarity 1). ``results``: {mode: {"layers",
     "values": {method: {metric: [values per layer]}}}}; ``bands``: same with (low, high)."""
     modes = list(results)
-    fig = _figure(4 * len(E.METRICS) + 2.2, 3.4 * len(modes) + 0.6)
+    width, legend = 4 * len(E.METRICS) + 2.2, 2.1         # inches; the legend's column
+    fig = _figure(width, 3.4 * len(modes) + 0.6)
     fig.suptitle(title, fontsize=11)
     axes = fig.subplots(len(modes), len(E.METRICS), squeeze=False)
     for r, mode in enumerate(modes):
@@ -287,8 +291,9 @@ def _curves_figure(results, methods, title, bands=None):
             ax.set_title(f"{metric} ({mode})", fontsize=9)
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 2.1 / (4 * len(E.METRICS) + 2.2), 0.95))
+    fig.tight_layout(rect=(0, 0, 1 - legend / width, 0.95))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1 - legend / width, 0.5),
+               fontsize=8, frameon=False)
     return fig
 
 
@@ -350,8 +355,11 @@ def run_sanity(args):
 def _faithfulness_figure(curves, methods, title, ylabel, bands=None, aucs=None):
     """Deletion and insertion side by side, a curve per method (random: dashed black), the
     AUC (with its interval when given) in the legend."""
-    fig = _figure(11, 4.4)
-    fig.suptitle(title, fontsize=10)
+    entries = len([m for m in list(methods) + [E.RANDOM] if (m, E.CURVES[0]) in curves])
+    below = 0.15 * ((entries + 1) // 2) + 0.15         # inches of legend under the panels
+    height = 4.0 + below
+    fig = _figure(11, height)
+    fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
     axes = fig.subplots(1, 2)
     for ax, mode in zip(axes, E.CURVES):
         for m in list(methods) + [E.RANDOM]:
@@ -371,8 +379,11 @@ def _faithfulness_figure(curves, methods, title, ylabel, bands=None, aucs=None):
         ax.set_xlabel(f"fraction of pixels {'deleted' if mode == 'deletion' else 'inserted'}")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+        # under the panel, so that no curve is hidden
+        ax.legend(fontsize=7, ncol=2, loc="upper center", frameon=False,
+                  bbox_to_anchor=(0.5, -0.14), columnspacing=1.0, handlelength=1.6)
+    fig.subplots_adjust(left=0.065, right=0.99, wspace=0.2, top=1 - 0.55 / height,
+                        bottom=(below + 0.55) / height)
     return fig
 
 
