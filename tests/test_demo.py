@@ -194,3 +194,20 @@ def test_chromium_loads_every_image(gallery, tmp_path):
     with Image.open(shot) as im:
         assert im.format == "PNG" and im.size == (1280, 2000)
         assert numpy.asarray(im.convert("L"), numpy.float64).std() > 5
+
+
+def test_a_long_step_shows_its_progress_and_logs_it(tmp_path, monkeypatch):
+    """The demo keeps a step's output for its log.txt, and lets its progress lines (estimate,
+    time left) through to the terminal, so the filters step is not silent; nothing else."""
+    import io as _io
+    monkeypatch.setenv("NNVIZ_PROGRESS_EVERY", "0.001")
+    step = demo.Step("filters", "t", "c", ["filters", "conv1_2", "--channels", "0-1", "--size", "24",
+                                           "--steps", "40", "--weights", "random",
+                                           "--out", str(tmp_path / "filters")])
+    echo = _io.StringIO()
+    demo._run_step(step, str(tmp_path), demo.NetCache(), echo)
+    shown = echo.getvalue().splitlines()
+    assert step.status == "ok" and shown, (step.error, shown)
+    assert all(re.fullmatch(r"nnviz filters conv1_2: .*(left|per step\))", ln) for ln in shown), shown
+    logged = (tmp_path / "filters" / "log.txt").read_text()
+    assert all(ln in logged for ln in shown)

@@ -16,6 +16,7 @@ import contextlib
 import html
 import io as _io
 import os
+import re
 import shlex
 import sys
 import time
@@ -155,11 +156,29 @@ def _execute(argv, nets):
     return execute(args)
 
 
-def _run_step(step, out, nets):
-    """Run one step; record status, error, images (new PNGs)."""
+PROGRESS = re.compile(r"nnviz [^\n]*(~[^\n]* left| in all \([^\n]* per [\w ]+\))\s*$")
+
+
+class _Log(_io.StringIO):
+    """A step's output, kept for its log.txt; its progress lines (those of
+    :class:`nnviz.methods.optimize.Progress`: an estimate, then "… left") also go to ``echo``,
+    so a long step is not silent."""
+    def __init__(self, echo=None):
+        super().__init__()
+        self.echo = echo
+
+    def write(self, text):
+        if self.echo is not None and PROGRESS.match(text):
+            self.echo.write(text.rstrip("\n") + "\n")
+            self.echo.flush()
+        return super().write(text)
+
+
+def _run_step(step, out, nets, echo=None):
+    """Run one step; record status, error, images (new PNGs). Progress lines go to ``echo``."""
     folder = os.path.join(out, step.name)
     start = time.time()
-    log = _io.StringIO()
+    log = _Log(echo)
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             rc = _execute(step.argv, nets)
@@ -206,7 +225,7 @@ def run_steps(all_steps, out, quiet=False):
             if bar:
                 it.set_postfix_str(step.name)
             try:
-                _run_step(step, out, nets)
+                _run_step(step, out, nets, None if quiet or bar else sys.stderr)
             except KeyboardInterrupt:
                 for rest in all_steps[k - 1:]:
                     if rest.status == "pending":
