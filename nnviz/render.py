@@ -2,7 +2,14 @@
 
 - :func:`signed`: a signed map (N, C, H, W) or (C, H, W) centred on grey (deconvnet, guided
   backprop, gradient × input): 128 + 127 · g / max|g|, channels BGR or RGB as given;
-- :func:`magnitude`: Simonyan's saliency, the max over colour channels of |g|, as a gray map;
+- :func:`magnitude`: Simonyan's saliency, the max over colour channels of |g|, clipped at its
+  99th percentile, as a gray map (the gradient family: saliency, SmoothGrad, IG);
+- :func:`normalize`: a 2-D map to -1..1 or 0..1 as the field's libraries do it: clipped at a
+  percentile of its absolute values (PAIR's ``saliency``: ``VisualizeImageGrayscale``,
+  ``VisualizeImageDiverging``, 99th percentile) or at the value where the sorted absolute
+  values reach a share of their total (Captum's ``visualization._normalize_attr``);
+- :func:`diverging_map`: a signed map summed over colours, symmetric about zero, clipped at the
+  99th percentile of |x|, in blue-white-red over the image (gradient × input, IG);
 - :func:`heatmap`: a (H, W) map in 0..1 through a perceptual colour map;
 - :func:`overlay`: a heat map blended over an image (Grad-CAM);
 - :func:`relevance`: an LRP relevance map in the diverging colours of the LRP papers (red
@@ -36,13 +43,66 @@ def signed(g, bgr=False, percentile=99.5):
     return numpy.clip(128 + 127 * a / scale, 0, 255).astype(numpy.uint8)
 
 
-def magnitude(g, percentile=99.5):
-    """Simonyan et al.'s saliency map: max over channels of |g|, scaled to 0..255 (gray)."""
-    a = numpy.abs(_chw_to_hwc(g)).max(axis=2)
-    scale = numpy.percentile(a, percentile) if a.size else 0.0
-    if not scale > 0:
-        scale = a.max() or 1.0
-    return numpy.clip(255 * a / scale, 0, 255).astype(numpy.uint8)
+SIGNS = ("absolute_value", "all", "positive", "negative")
+CLIPS = ("percentile", "cumulative")
+
+
+def normalize(a, sign="absolute_value", percentile=99.0, clip="percentile"):
+    """A 2-D map ``a`` (H, W) scaled into -1..1 (0..1 for ``sign="absolute_value"``,
+    ``"positive"`` and ``"negative"``: the negative part's magnitude, as Captum) and clipped.
+
+    ``sign``: ``"absolute_value"`` |a|, ``"all"`` a itself (signed), ``"positive"`` max(a, 0),
+    ``"negative"`` min(a, 0) (Captum's ``VisualizeSign``). The scale is a threshold t on |a| (of
+    the values the sign keeps), with a / t clipped: ``clip="percentile"``: t is the
+    ``percentile``-th percentile of |a| (``numpy.percentile``, linear), PAIR's ``saliency``
+    library's rule (99 by default); ``clip="cumulative"``: t is the smallest value at which the
+    sorted |a| reach ``percentile`` % of their sum, Captum's rule (``outlier_perc = 100 -
+    percentile``; its default 2 is ``percentile=98``). A map that is zero everywhere stays
+    zero."""
+    a = numpy.asarray(a, dtype=numpy.float64)
+    if sign not in SIGNS:
+        raise ValueError(f"sign {sign!r}: expected one of {', '.join(SIGNS)}")
+    if clip not in CLIPS:
+        raise ValueError(f"clip {clip!r}: expected one of {', '.join(CLIPS)}")
+    if sign == "absolute_value":
+        a = numpy.abs(a)
+    elif sign == "positive":
+        a = numpy.maximum(a, 0)
+    elif sign == "negative":
+        a = numpy.minimum(a, 0)
+    m = numpy.abs(a)
+    if not m.size:
+        return a
+    if clip == "percentile":
+        t = numpy.percentile(m, percentile)
+    else:
+        v = numpy.sort(m.ravel())
+        c = numpy.cumsum(v)
+        t = v[numpy.nonzero(c >= c[-1] * 0.01 * percentile)[0][0]]
+    if not t > 0:                      # most of the map is 0: scale by its maximum instead
+        t = m.max()
+    if not t > 0:
+        return numpy.zeros_like(a)
+    return numpy.clip(a / (-t if sign == "negative" else t), -1, 1)
+
+
+def magnitude(g, percentile=99.0, reduce="max"):
+    """Simonyan et al.'s saliency map as the field renders it: |g| reduced over the colour
+    channels (``reduce="max"``, Simonyan et al. 2013; ``"sum"``, PAIR's
+    ``VisualizeImageGrayscale``), clipped at its ``percentile``-th percentile (99: PAIR's and
+    SmoothGrad's) and scaled to 0..255 (gray)."""
+    a = numpy.abs(_chw_to_hwc(g).astype(numpy.float64))
+    a = a.max(axis=2) if reduce == "max" else a.sum(axis=2)
+    return numpy.round(255 * normalize(a, "absolute_value", percentile)).astype(numpy.uint8)
+
+
+def diverging_map(g, image=None, percentile=99.0, fade=0.35):
+    """A signed map ``g`` (C, H, W) summed over the colour channels, symmetric about zero and
+    clipped at the ``percentile``-th percentile of its absolute values (PAIR's
+    ``VisualizeImageDiverging``, Captum's ``sign="all"``), in :func:`diverging` colours (red
+    positive, blue negative) over the image in faded gray when ``image`` is given (as
+    :func:`relevance`)."""
+    return relevance(g, image, percentile=percentile, fade=fade)
 
 
 def heatmap(m):
@@ -86,10 +146,7 @@ def relevance(r, image=None, percentile=99.5, fade=0.35):
     toward white (``fade``: 0 white, 1 the gray image), and each pixel's colour covers it in
     proportion to its strength."""
     a = _chw_to_hwc(r).astype(numpy.float64).sum(axis=2)
-    scale = numpy.percentile(numpy.abs(a), percentile) if a.size else 0.0
-    if not scale > 0:
-        scale = numpy.abs(a).max() or 1.0
-    v = numpy.clip(a / scale, -1, 1)
+    v = normalize(a, "all", percentile)
     heat = diverging(v).astype(numpy.float64)
     if image is None:
         return heat.astype(numpy.uint8)

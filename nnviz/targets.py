@@ -6,6 +6,9 @@
 
 :func:`parse` turns any of these (or the command-line spelling ``conv5_3:12``,
 ``conv5_3:12:3,4``, ``fc8:281``, ``281``) into a :class:`Target`, checked against a net.
+:class:`PerImage` holds one target per image of a batch (all on one layer), as the default
+targets are chosen (:func:`nnviz.methods.attribution.default_target`); :func:`zero_images`
+finds the images on which a target is exactly zero (nothing to attribute).
 """
 from dataclasses import dataclass
 
@@ -73,9 +76,104 @@ class Target:
         return dy
 
 
+class PerImage(tuple):
+    """One :class:`Target` per image of a batch, all on one layer: image ``i`` gets the
+    gradient of ``self[i]``'s score. A batch of ``k·n`` rows (integrated gradients' path points
+    of ``n`` images) takes the target of image ``r % n`` at row ``r``. ``reason`` says how they
+    were chosen."""
+
+    def __new__(cls, items, reason=""):
+        items = tuple(parse(t) for t in items)
+        if not items:
+            raise InputError("PerImage needs at least one target")
+        if len({t.layer for t in items}) != 1:
+            raise InputError(f"per-image targets must share one layer, got "
+                             f"{', '.join(str(t) for t in items)}")
+        self = super().__new__(cls, items)
+        self.reason = reason
+        return self
+
+    @property
+    def layer(self):
+        return self[0].layer
+
+    @property
+    def is_class(self):
+        return self[0].is_class
+
+    @property
+    def channel(self):
+        """The channels, one per image: an int array (N,)."""
+        import numpy
+        return numpy.array([t.channel for t in self], dtype=numpy.int64)
+
+    @property
+    def position(self):
+        """The positions (N, 2) (an int array) when every target is one unit, else None."""
+        import numpy
+        if any(t.position is None for t in self):
+            if any(t.position is not None for t in self):
+                raise InputError("per-image targets: give every image a unit or none")
+            return None
+        return numpy.array([t.position for t in self], dtype=numpy.int64)
+
+    def __str__(self):
+        return str(self[0]) if len(set(self)) == 1 else "+".join(str(t) for t in self)
+
+    def check(self, net, shape=None):
+        for t in self:
+            t.check(net, shape)
+        return self
+
+    def _rows(self, act):
+        if act.shape[0] % len(self):
+            raise InputError(f"{len(self)} per-image targets for a batch of {act.shape[0]}")
+        return [self[r % len(self)] for r in range(act.shape[0])]
+
+    def score(self, act):
+        xp = get_array_module(act)
+        return xp.stack([t.score(act[r:r + 1])[0] for r, t in enumerate(self._rows(act))])
+
+    def seed(self, act):
+        xp = get_array_module(act)
+        dy = xp.zeros_like(act)
+        for r, t in enumerate(self._rows(act)):
+            dy[r:r + 1] = t.seed(act[r:r + 1])
+        return dy
+
+
+def zero_images(target, act):
+    """The indices of the images (rows of the layer's activation ``act``) on which
+    ``target``'s score is exactly 0 and, for a channel or a unit of a rectified layer
+    (every value >= 0), so is every value it sums: nothing there to attribute."""
+    xp = get_array_module(act)
+    rows = target._rows(act) if isinstance(target, PerImage) else [target] * act.shape[0]
+    out = []
+    for r, t in enumerate(rows):
+        a = act[r, t.channel] if act.ndim == 4 and t.position is None else None
+        if a is not None:
+            zero = not bool(xp.any(a != 0))
+        else:
+            zero = float(t.score(act[r:r + 1])[0]) == 0
+        if zero:
+            out.append(r)
+    return out
+
+
+def strongest_channels(act, n=5):
+    """The ``n`` channels with the largest summed activation of one image's ``act`` (C, H, W)
+    or (C,): a list of ints, strongest first."""
+    import numpy
+
+    from .backend import to_numpy
+    a = to_numpy(act)
+    s = a.reshape(a.shape[0], -1).sum(axis=1)
+    return [int(c) for c in numpy.argsort(-s, kind="stable")[:n]]
+
+
 def parse(spec, net=None):
     """A :class:`Target` from an int (a class of fc8), a tuple or a string spelling."""
-    if isinstance(spec, Target):
+    if isinstance(spec, (Target, PerImage)):
         t = spec
     elif isinstance(spec, (int,)) and not isinstance(spec, bool):
         t = Target("fc8", int(spec))

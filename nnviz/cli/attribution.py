@@ -3,11 +3,14 @@
 :mod:`nnviz.methods.attribution` and :mod:`nnviz.methods.cam` for the papers). Each takes one
 or more images (``--image``, repeatable), one or more targets (``--target``, repeatable) and
 writes PNGs into ``--out``."""
+import sys
+
 import numpy
 
 from .. import io, methods, models, render, targets
 from ..backend import to_numpy
 from ..errors import InputError
+from ..methods.attribution import DEFAULT_LAYER, default_target
 from ..vgg import TOP_LAYERS
 from .common import (
     NONNEG,
@@ -27,12 +30,13 @@ from .common import (
 )
 
 IN_NAME = ("image", "target")    # the options an output's name shows (one file per image and target)
-DEFAULT_LAYER = "pool5"          # default target: the strongest channel of this layer
 
 TARGET_HELP = ("what to explain: CLASS (an fc8 index, needs weights with the fully connected "
                "layers and --size 224), LAYER:CHANNEL (the channel summed over space) or "
-               "LAYER:CHANNEL:I,J (one unit); repeatable (default: the strongest channel of "
-               f"{DEFAULT_LAYER})")
+               "LAYER:CHANNEL:I,J (one unit); repeatable (default: per image, the "
+               f"{DEFAULT_LAYER} unit in the middle of the image that rises most above its "
+               "value on a blurred copy; the choice is printed on stderr). A target that is "
+               "exactly 0 on an image is refused")
 
 EXAMPLES = """examples:
   nnviz {name} --image sample:astronaut --target conv5_3:12
@@ -95,6 +99,8 @@ def register(sub):
                    help="noise level, a fraction of the input's range (default 0.15)")
     p.add_argument("--steps", type=POSITIVE_INT, default=16,
                    help="steps when --method ig (default 16)")
+    p.add_argument("--squared", action="store_true",
+                   help="SmoothGrad-Squared (Hooker et al. 2019): average the squared maps")
     parser("gradxinput", "gradient × input", run_gradxinput)
     p = parser("ig", "Sundararajan et al. 2017: integrated gradients", run_ig)
     p.add_argument("--steps", type=POSITIVE_INT, default=64, help="integration steps (default 64)")
@@ -142,11 +148,43 @@ def _setup(args):
     _check_memory(args, net, len(paths), specs)
     images = numpy.stack([io.load_image(p, (args.size, args.size)) for p in paths])
     x = net.preprocess(images)
-    if not specs:
-        act = net.forward(x, until=DEFAULT_LAYER)
-        channel = int(numpy.argmax(to_numpy(act.sum(axis=(0, 2, 3)))))
-        specs = [targets.Target(DEFAULT_LAYER, channel)]
+    if specs:
+        _refuse_zero(net, x, paths, specs)
+    elif hasattr(args, "target"):         # top-units has no target
+        chosen = default_target(net, x)
+        if not getattr(args, "quiet", False):
+            print(f"nnviz {args.command_name}: no --target given: chose {chosen.reason}",
+                  file=sys.stderr, flush=True)
+        specs = [chosen if len(chosen) > 1 else chosen[0]]
     return net, images, x, paths, specs
+
+
+def _refuse_zero(net, x, paths, specs):
+    """A target that is exactly 0 on an image (its channel, unit or class score) has nothing
+    to attribute there: an InputError naming the target, the image and the image's strongest
+    channels of that layer."""
+    deepest = max((t.layer for t in specs), key=net.layer_names.index)
+    net.forward(x, until=deepest)
+    for t in specs:
+        act = net.activations[t.layer]
+        t.check(net, act.shape)
+        for i in targets.zero_images(t, act):
+            top = ", ".join(str(c) for c in targets.strongest_channels(act[i]))
+            what = "class" if t.is_class else "channel"
+            raise InputError(f"{t} is exactly 0 on {stem(paths[i])}: nothing to attribute; try "
+                             f"--target {'' if t.is_class else t.layer + ':'}N (the image's "
+                             f"strongest {what}s: {top})")
+
+
+def _nonzero(maps, t, paths, name):
+    """Refuse a map that is zero everywhere on an image (its target's gradient is): one line
+    naming the method, the target and the image."""
+    flat = maps.reshape(maps.shape[0], -1)
+    for i in range(flat.shape[0]):
+        if not bool((flat[i] != 0).any()):
+            raise InputError(f"{name} of {t} is zero everywhere on {stem(paths[i])} (its gradient "
+                             f"is): nothing to draw; try another --target")
+    return maps
 
 
 def _check_memory(args, net, n, specs):
@@ -183,6 +221,8 @@ def _picture(kind, g, image, net):
         return render.gray_to_rgb(render.magnitude(g))
     if kind == "cam":
         return render.overlay(image, to_numpy(g)[0])
+    if kind == "diverging":
+        return render.diverging_map(g, image)
     return render.signed(g, bgr=net.preprocessing == "caffe")
 
 
@@ -196,8 +236,8 @@ def _write(args, kind, compute):
     else:
         pngs = {outputs.path(output_name(args, name, stem(p), t, named=IN_NAME) + ".png"): (i, k)
                 for i, p in enumerate(paths) for k, t in enumerate(specs)}
-    maps = [finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
-                              f"{name} of {t}") for t in specs]
+    maps = [_nonzero(finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
+                                       f"{name} of {t}"), t, paths, name) for t in specs]
     written = []
     if args.grid:
         tiles, labels = [], []
@@ -225,25 +265,33 @@ def run_saliency(args):
     return _write(args, "magnitude", methods.saliency)
 
 
+def _position(args, t):
+    """The unit to project: the target's, except a chosen default target's under --mode channel."""
+    return None if args.mode == "channel" and not args.target else t.position
+
+
 def run_deconvnet(args):
     return _write(args, "signed", lambda net, x, t: methods.deconvnet(
-        net, x, t.layer, t.channel, t.position, mode=args.mode, switches=not args.no_switches))
+        net, x, t.layer, t.channel, _position(args, t), mode=args.mode,
+        switches=not args.no_switches))
 
 
 def run_guided(args):
     return _write(args, "signed", lambda net, x, t: methods.guided_backprop(
-        net, x, t.layer, t.channel, t.position, mode=args.mode))
+        net, x, t.layer, t.channel, _position(args, t), mode=args.mode))
 
 
 def run_smoothgrad(args):
     kw = {"steps": args.steps} if args.method == "ig" else {}
-    kind = "magnitude" if args.method == "saliency" else "signed"
+    kind = ("magnitude" if args.method == "saliency" or args.squared else
+            "diverging" if args.method in ("gradxinput", "ig") else "signed")
     return _write(args, kind, lambda net, x, t: methods.smoothgrad(
-        args.method, net, x, t, n=args.samples, sigma=args.sigma, seed=args.seed, **kw))
+        args.method, net, x, t, n=args.samples, sigma=args.sigma, seed=args.seed,
+        squared=args.squared, **kw))
 
 
 def run_gradxinput(args):
-    return _write(args, "signed", methods.gradient_x_input)
+    return _write(args, "diverging", methods.gradient_x_input)
 
 
 def run_ig(args):
@@ -254,7 +302,7 @@ def run_ig(args):
             baseline = net.preprocess(numpy.zeros((1,) + tuple(x.shape[2:]) + (3,), numpy.uint8))
         return methods.integrated_gradients(net, x, t, baseline=baseline, steps=args.steps,
                                     integration=args.integration)
-    return _write(args, "signed", compute)
+    return _write(args, "diverging", compute)
 
 
 def run_gradcam(args):

@@ -13,6 +13,7 @@
 """
 from .attribution import (
                           deconvnet,
+                          default_target,
                           gradient,
                           gradient_x_input,
                           guided_backprop,
@@ -31,7 +32,7 @@ from .maximization import class_model, filters, maximize
 from .optimize import Result
 from .style import GatysLoss, transfer
 
-__all__ = ["saliency", "deconvnet", "guided_backprop", "top_units", "smoothgrad",
+__all__ = ["saliency", "default_target", "deconvnet", "guided_backprop", "top_units", "smoothgrad",
            "gradient_x_input", "integrated_gradients", "gradcam", "guided_gradcam", "trace",
            "gradient", "strongest_units", "lrp", "maximize", "filters", "class_model", "dream",
            "invert", "GatysLoss", "transfer", "Result"]

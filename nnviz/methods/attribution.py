@@ -120,8 +120,9 @@ def _unit_seed(act, channels, position, mode, seed):
         if position is None:
             positions = numpy.stack([strongest_units(act[r:r + 1], int(c))[0]
                                      for r, c in zip(rows, channels)])
-        else:
-            positions = numpy.tile(numpy.asarray(position, dtype=numpy.int64), (n, 1))
+        else:              # one (i, j) for every image, or (N, 2): one per image
+            positions = numpy.broadcast_to(numpy.asarray(position, dtype=numpy.int64).reshape(-1, 2),
+                                           (n, 2)).copy()
         mask[xp.asarray(rows), xp.asarray(channels), xp.asarray(positions[:, 0]),
              xp.asarray(positions[:, 1])] = 1
     return (mask * act if seed == "activation" else mask), positions
@@ -129,10 +130,14 @@ def _unit_seed(act, channels, position, mode, seed):
 
 def _project(net, x, layer, channels, position, mode, rule, seed, switches=True):
     x = _as_batch(net, x)
-    t = targets.Target(layer, int(numpy.max(channels)), position).check(net)
+    pos = [None] if position is None else [tuple(int(v) for v in p)
+                                           for p in numpy.asarray(position).reshape(-1, 2)]
+    for p in pos:
+        targets.Target(layer, int(numpy.max(channels)), p).check(net)
     act = _forward(net, x, layer)
-    targets.Target(layer, int(numpy.min(channels)), position).check(net, act.shape)
-    t.check(net, act.shape)
+    for p in pos:
+        for c in (numpy.min(channels), numpy.max(channels)):
+            targets.Target(layer, int(c), p).check(net, act.shape)
     dy, positions = _unit_seed(act, channels, position, mode, seed)
     if not switches:      # Zeiler's unpooling to each window's first pixel (deconvnet only)
         rule = DECONVNET_NO_SWITCHES
@@ -211,6 +216,109 @@ def top_units(net, x, layer, n=9, rule="guided"):
 
 
 # ---------------------------------------------------------------------------------------
+# default targets: a unit on the image's content, not on its border
+# ---------------------------------------------------------------------------------------
+
+DEFAULT_LAYER = "pool5"
+
+
+def gaussian_blur(x, sigma):
+    """``x: (N, C, H, W)`` blurred over H and W by a Gaussian of ``sigma`` pixels, separably,
+    as ``scipy.ndimage.gaussian_filter(x, (0, 0, sigma, sigma))`` (its defaults: taps out to
+    ``int(4 sigma + 0.5)``, edges mirrored half a pixel out, ``mode="reflect"``)."""
+    xp = get_array_module(x)
+    if not sigma > 0:
+        return x.copy()
+    r = int(4.0 * sigma + 0.5)
+    k = numpy.exp(-0.5 * (numpy.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(x.dtype)
+    for axis in (2, 3):
+        n = x.shape[axis]
+        pad = [(0, 0)] * 4
+        pad[axis] = (r, r)
+        # numpy's "symmetric" is scipy's "reflect"; beyond one image length, pad in steps
+        xpad = x
+        while pad[axis][0] > 0:
+            step = min(pad[axis][0], n)
+            p = [(0, 0)] * 4
+            p[axis] = (step, step)
+            xpad = xp.pad(xpad, p, mode="symmetric")
+            n = xpad.shape[axis]
+            pad[axis] = (pad[axis][0] - step, 0)
+        off = (xpad.shape[axis] - x.shape[axis]) // 2 - r
+        out = xp.zeros_like(x)
+        for t in range(2 * r + 1):
+            sl = [slice(None)] * 4
+            sl[axis] = slice(off + t, off + t + x.shape[axis])
+            out += k[t] * xpad[tuple(sl)]
+        x = out
+    return x
+
+
+def central_units(net, layer, shape, size, region=0.5):
+    """A bool map (h, w) of ``layer``'s units whose receptive field is centred in the middle
+    ``region`` of an image of ``size=(H, W)`` (0.5: the middle half of each side), for a layer
+    map of ``shape=(h, w)``."""
+    h, w = shape
+    H, W = size
+    lo, hi = (1 - region) / 2, (1 + region) / 2
+    m = numpy.zeros((h, w), bool)
+    for i in range(h):
+        for j in range(w):
+            top, left, bottom, right = receptive_field(net, layer, (i, j))
+            ci, cj = (top + bottom) / 2, (left + right) / 2
+            m[i, j] = lo * (H - 1) <= ci <= hi * (H - 1) and lo * (W - 1) <= cj <= hi * (W - 1)
+    return m
+
+
+def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
+    """One unit of ``layer`` per image that shows the image's content: among the units whose
+    receptive field is centred in the middle ``region`` of the image (:func:`central_units`;
+    all units when none is), the (channel, position) whose activation rises most above its
+    activation on a blurred copy of the image (a Gaussian of ``sigma`` pixels, default
+    ``max(H, W) / 28``, 8 px at 224: :func:`gaussian_blur`), among units that are > 0.
+
+    Why: the image border is an edge that a blurred copy keeps, and the network's strongest
+    channel on the raw image is often an edge detector firing at the border (the default
+    HED weights are tuned for edges); units whose response the blur leaves intact respond to
+    the frame, units that lose it respond to the content. A unit of the middle keeps the map
+    off the frame.
+
+    Returns a :class:`nnviz.targets.PerImage` (``[i]``: image i's :class:`Target`, with
+    ``.reason``: one line saying what was chosen and why). An image with no unit > 0 at
+    ``layer`` is an :class:`InputError` (nothing to attribute).
+    """
+    x = _as_batch(net, x)
+    act = _forward(net, x, layer)
+    if act.ndim != 4:
+        raise InputError(f"default targets are units of a convolutional layer, not {layer!r}")
+    act = backend.to_numpy(act).astype(numpy.float64)
+    H, W = x.shape[2:]
+    sigma = max(H, W) / 28 if sigma is None else float(sigma)
+    ref = backend.to_numpy(_forward(net, gaussian_blur(x, sigma), layer)).astype(numpy.float64)
+    middle = central_units(net, layer, act.shape[2:], (H, W), region)
+    if not middle.any():
+        middle[:] = True
+    chosen, why = [], []
+    for i in range(act.shape[0]):
+        a, gain = act[i], act[i] - ref[i]
+        ok = (a > 0) & middle
+        if not ok.any():
+            ok = a > 0
+            if not ok.any():
+                raise InputError(f"every unit of {layer} is 0 on image {i}: nothing to attribute")
+        c, pi, pj = numpy.unravel_index(numpy.where(ok, gain, -numpy.inf).argmax(), a.shape)
+        t = targets.Target(layer, int(c), (int(pi), int(pj)))
+        chosen.append(t)
+        why.append(f"{t}: {a[c, pi, pj]:.3g} here, {ref[i, c, pi, pj]:.3g} on a copy blurred by "
+                   f"{sigma:.3g} px")
+    reason = (f"the {layer} unit{'s' if len(chosen) > 1 else ''} that the image excites most "
+              f"beyond a blurred copy, among units centred in the middle {region:.0%} of each "
+              f"side ({'; '.join(why)})")
+    return targets.PerImage(chosen, reason)
+
+
+# ---------------------------------------------------------------------------------------
 # SmoothGrad, gradient x input, integrated gradients
 # ---------------------------------------------------------------------------------------
 
@@ -234,10 +342,14 @@ def _method(method):
     return table[method]
 
 
-def smoothgrad(method, net, x, target, n=50, sigma=0.15, seed=0, **kw):
+def smoothgrad(method, net, x, target, n=50, sigma=0.15, seed=0, squared=False, **kw):
     """Smilkov et al. 2017, eq. (3): the mean of ``method(net, x + noise_k, target, **kw)`` over
-    ``n`` samples, ``noise_k ~ N(0, s^2)`` with ``s = sigma * (max(x_i) - min(x_i))`` per
-    image ``x_i`` (the paper's noise level sigma / (x_max - x_min)).
+    ``n`` samples (50, the paper's "n = 50 ... diminishing returns"), ``noise_k ~ N(0, s^2)``
+    with ``s = sigma * (max(x_i) - min(x_i))`` per image ``x_i`` (the paper's noise level
+    sigma / (x_max - x_min); 0.15, within its recommended 10-20%).
+    ``squared=True``: SmoothGrad-Squared (Hooker, Erhan, Kindermans, Kim 2019, "A benchmark
+    for interpretability methods in deep neural networks", sec. 3), the mean of the squared
+    maps, ``mean_k method(...)**2``.
 
     ``method``: a function ``(net, x, target, **kw)`` or a name (``"saliency"``,
     ``"gradxinput"``, ``"ig"``, ``"guided"`` and ``"deconvnet"`` (the gradient of the target's
@@ -260,6 +372,8 @@ def smoothgrad(method, net, x, target, n=50, sigma=0.15, seed=0, **kw):
     for _ in range(n):
         noise = backend.to_device(rng.standard_normal(x.shape), net.device).astype(x.dtype)
         g = f(net, x + scale * noise, target, **kw)
+        if squared:
+            g = g * g
         total = g if total is None else total + g
     return total / xp.asarray(n, dtype=total.dtype)
 
