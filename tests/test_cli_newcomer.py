@@ -175,3 +175,13 @@ def test_a_run_reports_progress_on_stderr_when_it_is_not_a_terminal(name, argv, 
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_batch_takes_the_aliases_and_hints_at_typos():
+    """`nnviz batch METHOD` resolves METHOD as `nnviz` does: an alias reaches its command, a
+    typo gets the closest name in its one-line error."""
+    from nnviz.cli import batch
+    assert batch.method_parser("grad-cam")[1] == "gradcam"
+    assert batch.method_parser("guided_backprop")[1] == "guided"
+    with pytest.raises(common.InputError, match=r"unknown method 'salincy' \(did you mean saliency\?\)"):
+        batch.method_parser("salincy")

@@ -53,7 +53,18 @@ import uuid
 from .. import backend, io
 from ..errors import InputError
 from . import parsers
-from .common import NONNEG_INT, POSITIVE_INT, NetCache, Parser, folder_path, one_line, run_command, slug
+from .common import (
+    NONNEG_INT,
+    POSITIVE_INT,
+    NetCache,
+    Parser,
+    did_you_mean,
+    folder_path,
+    one_line,
+    resolve,
+    run_command,
+    slug,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm")
@@ -80,9 +91,11 @@ def method_parser(method):
     runs the method and returns an exit code). Parse errors raise :class:`InputError`."""
     if isinstance(method, str):
         choices = parsers.method_parsers()
-        if method not in choices:
-            raise InputError(f"unknown method {method!r}: expected one of {', '.join(choices)}")
-        parser, name = choices[method], method
+        name = resolve(method, choices)       # aliases as for nnviz itself: grad-cam, ...
+        if name is None:
+            raise InputError(f"unknown method {method!r}{did_you_mean(method, choices)}: expected "
+                             f"one of {', '.join(choices)}")
+        parser = choices[name]
     else:
         builder, func = method
         parser, name = builder(), getattr(func, "__name__", "method")
