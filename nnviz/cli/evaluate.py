@@ -15,6 +15,7 @@ a folder. Figures are drawn with matplotlib's Agg canvas (no pyplot, no global b
 """
 import csv
 import os
+import textwrap
 
 import numpy
 
@@ -235,11 +236,11 @@ def _maps_figure(image, result, methods, title):
     cols, rows = len(layers) + 2, len(methods)
     tile, left = 1.05, 0.5
     width = cols * tile + left
-    lines = -(-len(title) * 0.075 // (0.95 * width))      # the title's lines at 10 pt, wrapped
-    top = 0.3 + 0.18 * lines                              # inches above the tiles
+    title = textwrap.fill(title, int(0.9 * width / 0.075))   # about 0.075 in a character at 10 pt
+    top = 0.3 + 0.18 * (title.count("\n") + 1)               # inches above the tiles
     height = rows * tile + top
     fig = _figure(width, height)
-    fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top", wrap=True)
+    fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
     grid = fig.add_gridspec(rows, cols, left=left / width, right=0.995, top=1 - top / height,
                             bottom=0.005, wspace=0.04, hspace=0.04)
     heads = ["image", "intact"] + layers
