@@ -356,9 +356,20 @@ def run_sanity(args):
 def _faithfulness_figure(curves, methods, title, ylabel, bands=None, aucs=None):
     """Deletion and insertion side by side, a curve per method (random: dashed black), the
     AUC (with its interval when given) in the legend."""
-    entries = len([m for m in list(methods) + [E.RANDOM] if (m, E.CURVES[0]) in curves])
-    below = 0.15 * ((entries + 1) // 2) + 0.15         # inches of legend under the panels
-    height = 4.0 + below
+    def label(m, mode):
+        auc = (aucs or {}).get((m, mode))
+        return f"{m} (AUC {curves[(m, mode)]['auc']:.3f})" if auc is None else \
+            f"{m} (AUC {auc[0]:.3f} [{auc[1]:.3f}, {auc[2]:.3f}])"
+
+    shown = [(m, mode) for m in list(methods) + [E.RANDOM] for mode in E.CURVES
+             if (m, mode) in curves]
+    entries = len({m for m, _ in shown})
+    # two legend columns under a 5-inch panel if the labels fit (about 0.05 in a character)
+    ncol = 2 if max((len(label(*k)) for k in shown), default=0) * 0.05 < 2.4 else 1
+    below = 0.15 * -(-entries // ncol) + 0.15        # inches of legend under the panels
+    title = textwrap.fill(title, int(0.9 * 11 / 0.075))    # about 0.075 in a character at 10 pt
+    top = 0.37 + 0.18 * (title.count("\n") + 1)            # inches above the panels
+    height = 3.8 + top + below
     fig = _figure(11, height)
     fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
     axes = fig.subplots(1, 2)
@@ -367,11 +378,8 @@ def _faithfulness_figure(curves, methods, title, ylabel, bands=None, aucs=None):
             c = curves.get((m, mode))
             if c is None:
                 continue
-            auc = (aucs or {}).get((m, mode))
-            label = f"{m} (AUC {c['auc']:.3f})" if auc is None else \
-                f"{m} (AUC {auc[0]:.3f} [{auc[1]:.3f}, {auc[2]:.3f}])"
             ax.plot(c["fraction"], c["normalized"], "--" if m == E.RANDOM else "-",
-                    color=_color(methods, m), lw=1.4, label=label)
+                    color=_color(methods, m), lw=1.4, label=label(m, mode))
             if bands is not None and (m, mode) in bands:
                 lo, hi = bands[(m, mode)]
                 ax.fill_between(c["fraction"], lo, hi, color=_color(methods, m), alpha=0.15, lw=0)
@@ -381,9 +389,9 @@ def _faithfulness_figure(curves, methods, title, ylabel, bands=None, aucs=None):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         # under the panel, so that no curve is hidden
-        ax.legend(fontsize=7, ncol=2, loc="upper center", frameon=False,
+        ax.legend(fontsize=7, ncol=ncol, loc="upper center", frameon=False,
                   bbox_to_anchor=(0.5, -0.14), columnspacing=1.0, handlelength=1.6)
-    fig.subplots_adjust(left=0.065, right=0.99, wspace=0.2, top=1 - 0.55 / height,
+    fig.subplots_adjust(left=0.065, right=0.99, wspace=0.2, top=1 - top / height,
                         bottom=(below + 0.55) / height)
     return fig
 
@@ -583,5 +591,5 @@ def _faithfulness_summary_figure(rows, auc_summary, n_boot, seed):
     n = len(tasks)
     return _faithfulness_figure(curves, methods, f"deletion and insertion: mean over {n} "
                                 f"image{'s' * (n != 1)}, 95% bootstrap interval (AUC: mean "
-                                f"[interval])", "score / score on the image (probability for "
-                                "a class)", bands, aucs)
+                                f"[interval]); the score is a class's probability, else the "
+                                f"score over the intact image's", "score", bands, aucs)
