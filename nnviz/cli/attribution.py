@@ -226,6 +226,11 @@ def _picture(kind, g, image, net):
     return render.signed(g, bgr=net.preprocessing == "caffe")
 
 
+def _each(t, i):
+    """Image ``i``'s target: its own of the per-image default targets, else ``t``."""
+    return t[i] if isinstance(t, targets.PerImage) else t
+
+
 def _write(args, kind, compute):
     """Run ``compute(net, x, target) -> maps (N, ...)`` for every target and write the PNGs."""
     net, images, x, paths, specs = _setup(args)
@@ -234,7 +239,7 @@ def _write(args, kind, compute):
     if args.grid:
         pngs = {outputs.path(output_name(args, name, "grid") + ".png"): None}
     else:
-        pngs = {outputs.path(output_name(args, name, stem(p), t, named=IN_NAME) + ".png"): (i, k)
+        pngs = {outputs.path(output_name(args, name, stem(p), _each(t, i), named=IN_NAME) + ".png"): (i, k)
                 for i, p in enumerate(paths) for k, t in enumerate(specs)}
     maps = [_nonzero(finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
                                        f"{name} of {t}"), t, paths, name) for t in specs]
@@ -246,7 +251,7 @@ def _write(args, kind, compute):
             labels.append(stem(path))
             for t, m in zip(specs, maps):
                 tiles.append(_picture(kind, m[i], images[i], net))
-                labels.append(str(t))
+                labels.append(str(_each(t, i)))
         out, = pngs
         written.append(io.save_png(render.grid(tiles, labels, ncols=len(specs) + 1), out))
     else:
