@@ -153,7 +153,9 @@ def _setup(args):
     elif hasattr(args, "target"):         # top-units has no target
         chosen = default_target(net, x)
         if not getattr(args, "quiet", False):
-            print(f"nnviz {args.command_name}: no --target given: chose {chosen.reason}",
+            each = "; ".join(d if len(paths) == 1 else f"{stem(p)}: {d}"
+                             for p, d in zip(paths, chosen.details))
+            print(f"nnviz {args.command_name}: no --target given: chose {chosen.rule} ({each})",
                   file=sys.stderr, flush=True)
         specs = [chosen if len(chosen) > 1 else chosen[0]]
     return net, images, x, paths, specs

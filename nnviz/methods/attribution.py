@@ -285,7 +285,8 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
     off the frame.
 
     Returns a :class:`nnviz.targets.PerImage` (``[i]``: image i's :class:`Target`, with
-    ``.reason``: one line saying what was chosen and why). An image with no unit > 0 at
+    ``.reason``: one line saying what was chosen and why; ``.rule`` the rule and
+    ``.details[i]`` image i's unit and values). An image with no unit > 0 at
     ``layer`` is an :class:`InputError` (nothing to attribute).
     """
     x = _as_batch(net, x)
@@ -312,10 +313,12 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
         chosen.append(t)
         why.append(f"{t}: {a[c, pi, pj]:.3g} here, {ref[i, c, pi, pj]:.3g} on a copy blurred by "
                    f"{sigma:.3g} px")
-    reason = (f"the {layer} unit{'s' if len(chosen) > 1 else ''} that the image excites most "
-              f"beyond a blurred copy, among units centred in the middle {region:.0%} of each "
-              f"side ({'; '.join(why)})")
-    return targets.PerImage(chosen, reason)
+    rule = (f"the {layer} unit that the image excites most beyond a blurred copy, among units "
+            f"centred in the middle {region:.0%} of each side")
+    named = why if len(why) == 1 else [f"image {i}: {w}" for i, w in enumerate(why)]
+    out = targets.PerImage(chosen, f"{rule} ({'; '.join(named)})")
+    out.rule, out.details = rule, why
+    return out
 
 
 # ---------------------------------------------------------------------------------------
