@@ -428,7 +428,7 @@ def test_save_reload_gives_identical_outputs(tmp_path, small_vgg):
     options, style hash, history, every parameter) to bit-identical outputs."""
     style = numpy.random.default_rng(13).integers(0, 256, (32, 32, 3), dtype=numpy.uint8)
     photos = _photos()
-    r = FS.train(style, photos, width=0.25, size=32, batch=1, steps=2, vgg=small_vgg,
+    r = FS.train(style, photos, width=0.25, size=16, batch=1, steps=2, vgg=small_vgg,
                  progress=False)
     model = r.extra["model"]
     path = FS.save(model, tmp_path / "m.h5")
@@ -455,7 +455,7 @@ def test_resume_continues_the_loss_curve(tmp_path, small_vgg):
     the same loss curve and the same parameters (Adam's moments, the step and the random
     generator's state are in the checkpoint)."""
     style = numpy.random.default_rng(14).integers(0, 256, (32, 32, 3), dtype=numpy.uint8)
-    kw = dict(width=0.25, size=32, batch=1, vgg=small_vgg, progress=False, seed=7)
+    kw = dict(width=0.25, size=16, batch=1, vgg=small_vgg, progress=False, seed=7)
     full = FS.train(style, _photos(), steps=6, **kw)
     ckpt = tmp_path / "run.ckpt.h5"
     first = FS.train(style, _photos(), steps=3, checkpoint=ckpt, checkpoint_every=2, **kw)
