@@ -152,13 +152,20 @@ def _setup(args):
         _refuse_zero(net, x, paths, specs)
     elif hasattr(args, "target"):         # top-units has no target
         chosen = default_target(net, x)
-        if not getattr(args, "quiet", False):
-            each = "; ".join(d if len(paths) == 1 else f"{stem(p)}: {d}"
-                             for p, d in zip(paths, chosen.details))
-            print(f"nnviz {args.command_name}: no --target given: chose {chosen.rule} ({each})",
-                  file=sys.stderr, flush=True)
+        each = "; ".join(d if len(paths) == 1 else f"{stem(p)}: {d}"
+                         for p, d in zip(paths, chosen.details))
+        args.chosen_note = f"nnviz {args.command_name}: no --target given: chose {chosen.rule} ({each})"
         specs = [chosen if len(chosen) > 1 else chosen[0]]
     return net, images, x, paths, specs
+
+
+def announce(args):
+    """Print, once, on stderr, which default target was chosen and why: after the maps are
+    computed, so that a run refused for bad input still says one line only."""
+    note = getattr(args, "chosen_note", None)
+    if note and not getattr(args, "quiet", False):
+        print(note, file=sys.stderr, flush=True)
+    args.chosen_note = None
 
 
 def _refuse_zero(net, x, paths, specs):
@@ -245,6 +252,7 @@ def _write(args, kind, compute):
                 for i, p in enumerate(paths) for k, t in enumerate(specs)}
     maps = [_nonzero(finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
                                        f"{name} of {t}"), t, paths, name) for t in specs]
+    announce(args)
     written = []
     if args.grid:
         tiles, labels = [], []
@@ -364,6 +372,7 @@ def run_trace(args):
     outs = [outputs.path(output_name(args, "trace", name, t, args.rule,
                                      named=IN_NAME + ("rule", "format")) + ext) for t in specs]
     for t, out in zip(specs, outs):
+        announce(args)
         methods.trace(net, x, t, args.rule, out, format=args.format)
         say(args, out)
     return 0

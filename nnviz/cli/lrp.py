@@ -4,7 +4,7 @@ positive, blue negative, symmetric about zero) over the image."""
 from .. import io, methods, render, rules
 from ..errors import InputError
 from ..methods.lrp import SEEDS, totals
-from .attribution import _add_inputs, _setup
+from .attribution import _add_inputs, _setup, announce
 from .common import NONNEG, Outputs, add_parser, output_name, say, slug, stem
 
 EXAMPLES = """examples:
@@ -107,6 +107,7 @@ def run_lrp(args):
             maps[k, r] = methods.lrp(net, x, t, rule=rule, seed=args.seed_with, record=record)
             if record is not None:
                 _table(args, t, spec, record)
+    announce(args)
     if args.grid:
         tiles, names = [], []
         for i, path in enumerate(paths):
