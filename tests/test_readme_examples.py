@@ -37,6 +37,7 @@ ATTRIBUTION = {"saliency", "deconvnet", "guided", "top-units", "smoothgrad", "gr
 SHRINK = {name: {"--size": "64"} for name in ATTRIBUTION}
 SHRINK["smoothgrad"] = {"--size": "64", "--samples": "4"}
 SHRINK["ig"] = {"--size": "64", "--steps": "4"}
+SHRINK["top-units"] = {"--size": "32"}             # 2 projections per channel: the smallest VGG input
 SHRINK["maximize"] = {"--size": "64", "--steps": "8"}
 SHRINK["filters"] = {"--size": "32", "--steps": "1", "--batch": "64"}
 SHRINK["invert"] = {"--size": "64", "--steps": "8"}
@@ -107,7 +108,7 @@ def unit_size(spec):
 def shrink(argv):
     """``argv`` with :data:`SHRINK`'s smaller values for its subcommand."""
     argv = list(argv)
-    need = max([64] + [unit_size(a) for a, prev in zip(argv, [""] + argv) if prev == "--target"])
+    need = max([0] + [unit_size(a) for a, prev in zip(argv, [""] + argv) if prev == "--target"])
     for opt, value in SHRINK.get(argv[0], {}).items():
         if opt == "--size" and argv[0] in ATTRIBUTION:
             value = str(max(int(value), need))
