@@ -298,8 +298,10 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
     sigma = max(H, W) / 28 if sigma is None else float(sigma)
     ref = backend.to_numpy(_forward(net, gaussian_blur(x, sigma), layer)).astype(numpy.float64)
     middle = central_units(net, layer, act.shape[2:], (H, W), region)
+    where = f"among units centred in the middle {region:.0%} of each side"
     if not middle.any():
         middle[:] = True
+        where = f"among all units ({H}×{W} is too small for a {layer} unit centred in its middle)"
     chosen, why = [], []
     for i in range(act.shape[0]):
         a, gain = act[i], act[i] - ref[i]
@@ -313,8 +315,7 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
         chosen.append(t)
         why.append(f"{t}: {a[c, pi, pj]:.3g} here, {ref[i, c, pi, pj]:.3g} on a copy blurred by "
                    f"{sigma:.3g} px")
-    rule = (f"the {layer} unit that the image excites most beyond a blurred copy, among units "
-            f"centred in the middle {region:.0%} of each side")
+    rule = f"the {layer} unit that the image excites most beyond a blurred copy, {where}"
     named = why if len(why) == 1 else [f"image {i}: {w}" for i, w in enumerate(why)]
     out = targets.PerImage(chosen, f"{rule} ({'; '.join(named)})")
     out.rule, out.details = rule, why
