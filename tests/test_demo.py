@@ -20,10 +20,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # from their defaults (nnviz.cli.common.output_name)
 TWO = "image=astronaut_chelsea-size=112"
 EXPECTED = {
-    "saliency": [f"saliency-grid-{TWO}.png"], "deconvnet": [f"deconvnet-grid-{TWO}.png"],
-    "deconvnet-no-switches": ["deconvnet-grid-image=astronaut_chelsea-no_switches-size=112.png"],
+    "saliency": [f"saliency-grid-{TWO}.png"],
+    "deconvnet": ["deconvnet-grid-image=astronaut_chelsea-mode=channel-size=112-target=relu4_3_355.png"],
+    "deconvnet-no-switches": ["deconvnet-grid-image=astronaut_chelsea-mode=channel-no_switches-size=112-"
+                              "target=relu4_3_355.png"],
     "guided": [f"guided-grid-{TWO}.png"], "top-units": ["top-units-astronaut-relu5_3-n=3-size=112.png"],
     "smoothgrad": ["smoothgrad-grid-image=astronaut_chelsea-samples=4-size=112.png"],
+    "smoothgrad-squared": ["smoothgrad-grid-image=astronaut_chelsea-samples=4-size=112-squared.png"],
     "gradxinput": [f"gradxinput-grid-{TWO}.png"], "ig": [f"ig-grid-{TWO}-steps=6.png"],
     "gradcam": [f"gradcam-grid-{TWO}.png"], "guided-gradcam": [f"guided-gradcam-grid-{TWO}.png"],
     "filters": ["filters-conv4_1-channels=0..3-size=48-steps=15.png"],

@@ -85,14 +85,21 @@ def steps(out, quick=False, common=()):
     style_path = os.path.join(out, STYLE_INPUT)
     return [
         Step("saliency", "Saliency", "Simonyan, Vedaldi & Zisserman 2013: |∂score/∂image|, max over "
-             "colours; the target is the strongest channel of pool5",
+             "colours, clipped at its 99th percentile; the target is the pool5 unit, centred in the "
+             "image's middle, that rises most above its value on a blurred copy (named under each "
+             "map). Noisy by nature: the raw gradient of a deep unit is grainy; SmoothGrad below "
+             "averages the grain away",
              cmd("saliency", "saliency", *two)),
-        Step("deconvnet", "Deconvnet, with switches", "Zeiler & Fergus 2014: the strongest unit of "
-             "the channel projected back, unpooling to the recorded max locations",
-             cmd("deconvnet", "deconvnet", *two)),
+        Step("deconvnet", "Deconvnet, with switches", "Zeiler & Fergus 2014: the whole channel "
+             "relu4_3:355 projected back, unpooling to the recorded max locations: the switches "
+             "carry the image's contours (helmet, face, the cat's eye). Deconvnet maps of VGG16 "
+             "are stripy by nature",
+             cmd("deconvnet", "deconvnet", *two, "--target", "relu4_3:355", "--mode", "channel")),
         Step("deconvnet-no-switches", "Deconvnet, without switches", "Zeiler & Fergus 2014, fig. 5: "
-             "unpooling to the top-left of each window instead of the switches loses the structure",
-             cmd("deconvnet-no-switches", "deconvnet", *two, "--no-switches")),
+             "unpooling to the top-left of each window instead of the switches: the contours are "
+             "gone, only the upsampling's stripes remain",
+             cmd("deconvnet-no-switches", "deconvnet", *two, "--target", "relu4_3:355", "--mode",
+                 "channel", "--no-switches")),
         Step("guided", "Guided backpropagation", "Springenberg et al. 2015: backprop that lets "
              "through only positive gradients at positive inputs", cmd("guided", "guided", *two)),
         Step("lrp", "Layer-wise relevance propagation", "Bach et al. 2015, Montavon et al. 2017, "
@@ -104,14 +111,24 @@ def steps(out, quick=False, common=()):
              "channels; per channel the unit's projection, the image patch, the channel's "
              "projection", cmd("top-units", "top-units", "--image", "sample:astronaut",
                                "--size", str(s), "--layer", "relu5_3", "-n", "3" if q else "6")),
-        Step("smoothgrad", "SmoothGrad", "Smilkov et al. 2017: saliency averaged over noisy copies",
-             cmd("smoothgrad", "smoothgrad", *two, "--samples", "4" if q else "24")),
-        Step("gradxinput", "Gradient × input", "Shrikumar et al. 2016",
+        Step("smoothgrad", "SmoothGrad", f"Smilkov et al. 2017: saliency averaged over {4 if q else 50} "
+             "copies with noise of σ = 15% of the input range, clipped at the 99th percentile",
+             cmd("smoothgrad", "smoothgrad", *two, "--samples", "4" if q else "50")),
+        Step("smoothgrad-squared", "SmoothGrad-Squared", "Hooker et al. 2019: the mean of the "
+             "squared gradients over the same noisy copies: the strongest pixels only",
+             cmd("smoothgrad-squared", "smoothgrad", *two, "--samples", "4" if q else "50",
+                 "--squared")),
+        Step("gradxinput", "Gradient × input", "Shrikumar et al. 2016: the gradient times the input, "
+             "summed over colours, red where a pixel adds to the unit and blue where it takes away, "
+             "over the image in gray; speckled by nature",
              cmd("gradxinput", "gradxinput", *two)),
         Step("ig", "Integrated gradients", "Sundararajan et al. 2017: the path integral of the "
-             "gradient from a zero baseline", cmd("ig", "ig", *two, "--steps", "6" if q else "32")),
-        Step("gradcam", "Grad-CAM", "Selvaraju et al. 2017: relu5_3 weighted by its pooled gradient",
-             cmd("gradcam", "gradcam", *two)),
+             "gradient from a zero baseline, times the input difference, in the same red/blue "
+             "colours", cmd("ig", "ig", *two, "--steps", "6" if q else "32")),
+        Step("gradcam", "Grad-CAM", "Selvaraju et al. 2017: relu5_3 weighted by its pooled gradient. "
+             "The default weights have no classes: the target is one pool5 unit, and the pooled "
+             "gradient spreads the heat to wherever that unit's features occur, beyond the unit "
+             "itself", cmd("gradcam", "gradcam", *two)),
         Step("guided-gradcam", "Guided Grad-CAM", "Selvaraju et al. 2017: guided backprop × Grad-CAM",
              cmd("guided-gradcam", "guided-gradcam", *two)),
         Step("filters", "Activation maximization: channels of conv4_1", "Erhan et al. 2009, "
