@@ -331,8 +331,9 @@ def test_training_steps_match_torch(small_vgg):
     """Johnson's perceptual loss, its gradient for every parameter (through VGG16's and the
     transformer's hand-written backward) and two steps of ``train`` with hand-written Adam
     against the same losses in torch (autograd) and torch.optim.Adam, float64: the loss terms
-    and gradients to 1e-8, the parameters' change after two steps to 1e-6 relative."""
-    size, batch, seed, lr = 16, 2, 3, 1e-3
+    and gradients to 1e-8, the parameters' change after two steps to 1e-6 relative; the
+    warm-up of the rate against torch's LambdaLR."""
+    size, batch, seed, lr, warmup = 16, 2, 3, 1e-3, 3
     style = numpy.random.default_rng(10).integers(0, 256, (36, 30, 3), dtype=numpy.uint8)
     photos = _photos()
     tvgg = vgg_twin(small_vgg, torch.float64)
@@ -342,6 +343,7 @@ def test_training_steps_match_torch(small_vgg):
     tw = T.twin(net, torch.float64)
     tparams = T.named_parameters(tw)
     adam = torch.optim.Adam(list(tparams.values()), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(adam, lambda e: min(1.0, (e + 1) / warmup))
     crops = FS.Crops(photos, size, batch, numpy.random.default_rng(seed))   # train's batches
     batches = [crops.sample().astype(numpy.float64) for _ in range(2)]
 
@@ -361,13 +363,15 @@ def test_training_steps_match_torch(small_vgg):
 
     # two steps: train() against torch.optim.Adam on the same batches
     result = FS.train(style, photos, width=0.25, size=size, batch=batch, steps=2, lr=lr,
-                      vgg=small_vgg, seed=seed, dtype=numpy.float64, progress=False, **OPTS)
+                      vgg=small_vgg, seed=seed, dtype=numpy.float64, progress=False,
+                      warmup=warmup, **OPTS)
     history = []
     for b in batches:
         adam.zero_grad()
         tl, _ = _torch_loss(tvgg, A, tw(torch.from_numpy(b)), torch.from_numpy(b))
         tl.backward()
         adam.step()
+        schedule.step()
         history.append(float(tl.detach()))
     assert [h["step"] for h in result.history] == [1, 2]
     for h, t in zip(result.history, history):

@@ -52,6 +52,9 @@ TRAIN_NUMBERS = (      # option, type, default, help of train-style's numbers
     ("--width", number(0, 8, lo_open=True), 1.0, "channel width factor (1: Johnson's 32/64/128 "
                                                   "channels)"),
     ("--lr", POSITIVE, FS.LR, "Adam's learning rate"),
+    ("--warmup", NONNEG_INT, 0, "steps over which the rate grows linearly to --lr (0: none; "
+                                "50 keeps a small network's first steps from saturating its "
+                                "output)"),
     ("--style-size", STYLE_SIZE, None, "longer side of the style image (default: --size)"),
     ("--scales", integer(1, 8), 5, "texture mode: noise scales"),
     ("--checkpoint-every", NONNEG_INT, 100, "write the checkpoint every K steps (0: only at the "
@@ -141,7 +144,7 @@ def train(args):
         content_weight=args.content_weight, style_weight=args.style_weight,
         tv_weight=args.tv_weight, style_size=args.style_size, scales=args.scales, vgg=vgg,
         seed=args.seed, dtype=dtype, checkpoint=ckpt, checkpoint_every=args.checkpoint_every,
-        resume=resume, progress=not args.quiet, callback=report)
+        resume=resume, progress=not args.quiet, callback=report, warmup=args.warmup)
     model = result.extra["model"]
     FS.save(model, out_path)
     written = [out_path, ckpt]
