@@ -35,6 +35,7 @@ EXPECTED = {
     "invert": ["invert-chelsea-relu3_3-size=64-steps=40.png"],
     "style": ["style_astronaut_texture-iters=10-keep_size-size=64.png"],
     "inputs": ["texture.png"],
+    "sanity": ["sanity-maps-cascade.png", "sanity-curves.png"], "faithfulness": ["faithfulness.png"],
     "lrp": [f"lrp-grid-epsilon-gamma-box-epsilon-plus-flat-epsilon-alpha2-beta1-{TWO}.png"],
 }
 

@@ -44,6 +44,9 @@ SHRINK["invert"] = {"--size": "64", "--steps": "8"}
 SHRINK["style"] = {"--size": "64", "--iters": "4"}
 SHRINK["class-model"] = {"--steps": "8"}
 SHRINK["dream"] = {"--size": "64"}
+SHRINK["sanity"] = {"--size": "64", "--methods": "gradient,guided,gradcam", "--depth": "2"}
+SHRINK["faithfulness"] = {"--size": "64", "--methods": "gradient,gradcam", "--steps": "4",
+                          "--random": "1"}
 
 
 def readme_commands(path=README):

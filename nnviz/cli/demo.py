@@ -10,7 +10,8 @@ Papers: Simonyan et al. 2013 (saliency, class models), Zeiler & Fergus 2014 (dec
 Springenberg et al. 2015 (guided backprop), Smilkov et al. 2017 (SmoothGrad), Shrikumar et al.
 2016 (gradient × input), Sundararajan et al. 2017 (integrated gradients), Selvaraju et al. 2017
 (Grad-CAM), Erhan et al. 2009 / Yosinski et al. 2015 (activation maximization), Mordvintsev et
-al. 2015 (DeepDream), Mahendran & Vedaldi 2015 (inversion), Gatys et al. 2015 (style).
+al. 2015 (DeepDream), Mahendran & Vedaldi 2015 (inversion), Gatys et al. 2015 (style),
+Adebayo et al. 2018 (sanity checks), Petsiuk et al. 2018 (deletion and insertion).
 """
 import contextlib
 import html
@@ -131,6 +132,21 @@ def steps(out, quick=False, common=()):
              "itself", cmd("gradcam", "gradcam", *two)),
         Step("guided-gradcam", "Guided Grad-CAM", "Selvaraju et al. 2017: guided backprop × Grad-CAM",
              cmd("guided-gradcam", "guided-gradcam", *two)),
+        Step("sanity", "Sanity checks: randomized weights", "Adebayo et al. 2018: the maps of "
+             "relu5_3's strongest channel as conv5_3, conv5_2, ... are redrawn at random, top "
+             "first (cascading), and their similarity to the intact net's maps (Spearman, SSIM, "
+             "HOG): the gradient's and Grad-CAM's maps change, guided backprop's barely does",
+             cmd("sanity", "sanity", "--image", "sample:astronaut", "--size", "64" if q else "112",
+                 "--methods", "gradient,guided,gradcam", "--depth", "3" if q else "6")),
+        Step("faithfulness", "Deletion and insertion", "Petsiuk et al. 2018: pool5's strongest "
+             "channel as the pixels each map ranks first are deleted (set to zero) or inserted "
+             "into a blurred copy, against random orders (dashed); the areas under the curves "
+             "in the legends. Deleting Grad-CAM's large blocks draws new edges, which these "
+             "edge-tuned weights answer: its deletion curve climbs (see the README)"
+             + (". Quick mode: at 64 px the curves are too coarse to mean much" if q else ""),
+             cmd("faithfulness", "faithfulness", "--image", "sample:astronaut", "--size",
+                 "64" if q else "112", "--methods", "gradient,guided,gradcam", "--steps",
+                 "8" if q else "16", "--random", "1" if q else "2")),
         Step("filters", "Activation maximization: channels of conv4_1", "Erhan et al. 2009, "
              "Yosinski et al. 2015: images that excite channels, with Lp, TV and jitter priors",
              cmd("filters", "filters", "conv4_1", "--channels", "0-3" if q else "0-7",
