@@ -36,6 +36,7 @@ EXPECTED = {
     "style": ["style_astronaut_texture-iters=10-keep_size-size=64.png"],
     "inputs": ["texture.png"],
     "sanity": ["sanity-maps-cascade.png", "sanity-curves.png"], "faithfulness": ["faithfulness.png"],
+    "fast-style": ["model_loss.png", "model_preview.png"], "fast-style-apply": ["astronaut_model.png"],
     "lrp": [f"lrp-grid-epsilon-gamma-box-epsilon-plus-flat-epsilon-alpha2-beta1-{TWO}.png"],
 }
 
@@ -112,10 +113,12 @@ def test_links_exist_and_captions_are_commands(gallery):
         if f["img"] is None or f["img"].startswith("inputs/"):
             continue
         argv = shlex.split(f["caption"])
-        assert argv[0] == "nnviz" and argv[1] in EXPECTED and "--out" in argv, f
-        # the caption's command writes where the picture is
-        assert os.path.normpath(argv[argv.index("--out") + 1]) == \
-            os.path.normpath(out / os.path.dirname(f["img"])), f
+        assert argv[0] == "nnviz" and argv[1] in set(EXPECTED) | {"train-style", "stylize"}, f
+        # the caption's command writes where the picture is (train-style: --out is the model,
+        # its pictures beside it)
+        dest = argv[argv.index("--out") + 1]
+        dest = os.path.dirname(dest) if dest.endswith(".h5") else dest
+        assert os.path.normpath(dest) == os.path.normpath(out / os.path.dirname(f["img"])), f
 
 
 def test_class_model_note_and_loss_curve(gallery):

@@ -11,7 +11,8 @@ Springenberg et al. 2015 (guided backprop), Smilkov et al. 2017 (SmoothGrad), Sh
 2016 (gradient × input), Sundararajan et al. 2017 (integrated gradients), Selvaraju et al. 2017
 (Grad-CAM), Erhan et al. 2009 / Yosinski et al. 2015 (activation maximization), Mordvintsev et
 al. 2015 (DeepDream), Mahendran & Vedaldi 2015 (inversion), Gatys et al. 2015 (style),
-Adebayo et al. 2018 (sanity checks), Petsiuk et al. 2018 (deletion and insertion).
+Adebayo et al. 2018 (sanity checks), Petsiuk et al. 2018 (deletion and insertion), Johnson,
+Alahi & Fei-Fei 2016 (feed-forward style).
 """
 import contextlib
 import html
@@ -174,6 +175,26 @@ def steps(out, quick=False, common=()):
              cmd("style", "style", "sample:astronaut", style_path, "--loss-csv",
                  os.path.join(out, "style", "loss.csv"), "--size", "64" if q else "192",
                  "--iters", "10" if q else "100", "--keep-size")),
+        Step("fast-style", "Feed-forward style: training", "Johnson, Alahi & Fei-Fei 2016: a "
+             "transformer network trained by Adam on Gatys's losses through VGG16 (content "
+             "relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3) over crops of scikit-image's "
+             "photographs, with the style image of the Gatys row; its loss curve and its output "
+             "on two photographs. " + ("Quick mode: 20 steps at 32 px, only the start of a "
+                                       "training (the pictures are not yet styled)." if q else
+                                       "200 steps of batch 1: an early stage of training (Johnson "
+                                       "et al. train 40,000 of batch 4)."),
+             ["train-style", style_path, "--size", "32" if q else "128", "--batch", "1",
+              "--width", "0.25" if q else "0.5", "--steps", "20" if q else "200",
+              "--warmup", "10" if q else "50", "--checkpoint-every", "0", "--print-every", "0",
+              "--out", os.path.join(out, "fast-style", "model.h5")] + c),
+        Step("fast-style-apply", "Feed-forward style: one forward pass", "The network trained "
+             "above on the Gatys row's photograph at the same size, in one forward pass: compare "
+             "this step's seconds with the Gatys row's (the training is paid once, for any "
+             "number of photographs)",
+             ["stylize", os.path.join(out, "fast-style", "model.h5"), "sample:astronaut",
+              "--size", "64" if q else "192", "--out", os.path.join(out, "fast-style-apply")]
+             + [a for i, a in enumerate(c) if a not in ("--arch", "--weights")
+                and (i == 0 or c[i - 1] not in ("--arch", "--weights"))]),
     ]
 
 
