@@ -65,3 +65,15 @@ def rel_err(a, b):
     a = numpy.asarray(backend.to_numpy(a), dtype=numpy.float64)
     b = numpy.asarray(backend.to_numpy(b), dtype=numpy.float64)
     return float(numpy.abs(a - b).max() / max(numpy.abs(b).max(), 1e-300))
+
+
+def run_nnviz(argv, capsys):
+    """``nnviz ARGV`` in this process: (exit status, stdout, the non-blank stderr lines)."""
+    from nnviz.cli import main
+    capsys.readouterr()
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as e:
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, [ln for ln in err.splitlines() if ln.strip()]

@@ -9,21 +9,14 @@ import re
 import sys
 
 import pytest
+from conftest import run_nnviz
 
-from nnviz.cli import build_parser, common, main, parsers
+from nnviz.cli import build_parser, common, parsers
 
 R = ["--weights", "random"]
 
 
-def run(argv, capsys):
-    """``nnviz ARGV`` in this process: (exit status, stdout, stderr lines)."""
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as e:
-        rc = e.code
-    out, err = capsys.readouterr()
-    return rc, out, [ln for ln in err.splitlines() if ln.strip()]
+run = run_nnviz     # (exit status, stdout, stderr lines)
 
 
 # ---------------------------------------------------------------------------------------------

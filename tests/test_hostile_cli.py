@@ -22,11 +22,12 @@ import time
 import h5py
 import numpy
 import pytest
+from conftest import run_nnviz
 from PIL import Image
 
 import nnviz
 from nnviz import io, methods, models
-from nnviz.cli import common, main, parsers
+from nnviz.cli import common, parsers
 from nnviz.errors import InputError
 
 R = ["--weights", "random"]
@@ -42,13 +43,8 @@ def sha(folder):
 
 def run(argv, capsys):
     """``nnviz ARGV`` in this process: (exit status, stderr lines)."""
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as e:
-        rc = e.code
-    err = capsys.readouterr().err
-    return rc, [ln for ln in err.splitlines() if ln.strip()]
+    rc, _, err = run_nnviz(argv, capsys)
+    return rc, err
 
 
 def noise_png(path, size=(40, 48), seed=0):

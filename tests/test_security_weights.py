@@ -16,9 +16,9 @@ import hostile
 import numpy
 import pytest
 import torch
+from conftest import run_nnviz
 
 from nnviz import weights
-from nnviz.cli import main
 from nnviz.errors import InputError
 
 
@@ -28,13 +28,8 @@ def sha(path):
 
 def run(argv, capsys):
     """``nnviz`` in-process: exit status and the lines it printed on stderr."""
-    capsys.readouterr()
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as e:
-        rc = e.code
-    err = capsys.readouterr().err
-    return rc, [ln for ln in err.splitlines() if ln.strip()]
+    rc, _, err = run_nnviz(argv, capsys)
+    return rc, err
 
 
 def refused(src, tmp_path, capsys, *words):
