@@ -33,8 +33,8 @@ from . import parsers
 from .common import ARCHS, SEED, NetCache, add_parser, execute
 
 EXAMPLES = """examples:
-  nnviz demo --quick                 # about 20 seconds on 2 CPU cores: small sizes, few iterations
-  nnviz demo --out gallery --force   # the full demo (about 4 minutes on 2 CPU cores)
+  nnviz demo --quick                 # about 30 seconds on 2 CPU cores: small sizes, few iterations
+  nnviz demo --out gallery --force   # the full demo (about 8 minutes on 2 CPU cores)
 then open nnviz-demo/index.html in a browser.
 """
 
@@ -452,7 +452,7 @@ def register(sub):
     p = add_parser(sub, "demo", "an HTML gallery of every method on the sample images", EXAMPLES,
                    description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="small images and few iterations (about 20 seconds on 2 CPU cores)")
+                   help="small images and few iterations (about 30 seconds on 2 CPU cores)")
     p.add_argument("--out", default="nnviz-demo", help="output folder (default nnviz-demo)")
     p.add_argument("--device", default=None, choices=backend.DEVICES,
                    help="cpu, gpu or auto (default: $NNVIZ_DEVICE or auto)")
