@@ -207,7 +207,7 @@ def test_a_long_step_shows_its_progress_and_logs_it(tmp_path, monkeypatch):
     """The demo keeps a step's output for its log.txt, and lets its progress lines (estimate,
     time left) through to the terminal, so the filters step is not silent; nothing else."""
     import io as _io
-    monkeypatch.setenv("NNVIZ_PROGRESS_EVERY", "0.001")
+    monkeypatch.setenv("NNVIZ_PROGRESS_EVERY", "1e-9")    # a line at every step
     step = demo.Step("filters", "t", "c", ["filters", "conv1_2", "--channels", "0-1", "--size", "24",
                                            "--steps", "40", "--weights", "random",
                                            "--out", str(tmp_path / "filters")])
