@@ -60,11 +60,26 @@ def im2col(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1, pval=0):
     return _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval)
 
 
-def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval):
+def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval, out=None):
     n, c, h, w = x.shape
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(w, kw, sx, pw, dx)
-    return numpy.ascontiguousarray(_windows(pad(x, ph, pw, pval), kh, kw, sy, sx, dy, dx, out_h, out_w))
+    if out is None:
+        out = numpy.empty((n, c, kh, kw, out_h, out_w), x.dtype)
+    numpy.copyto(out, _windows(pad(x, ph, pw, pval), kh, kw, sy, sx, dy, dx, out_h, out_w))
+    return out
+
+
+    if not _copy_pool:
+        from concurrent.futures import ThreadPoolExecutor
+        _copy_pool.append(ThreadPoolExecutor(COPY_THREADS - 1, thread_name_prefix="nnviz_copy"))
+    cuts = [dst.shape[axis] * i // threads for i in range(threads + 1)]
+    parts = [(slice(None),) * axis + (slice(a, b),) for a, b in zip(cuts, cuts[1:])]
+    jobs = [_copy_pool[0].submit(numpy.copyto, dst[p], src[p]) for p in parts[1:]]
+    numpy.copyto(dst[parts[0]], src[parts[0]])
+    for j in jobs:
+        j.result()
+    return dst
 
 
 def pad(x, ph, pw, pval=0):
@@ -186,18 +201,25 @@ def _col2im_gpu(col, h, w, sy, sx, ph, pw, dy, dx):
 # ---------------------------------------------------------------------------------------
 
 # The column buffer is built in blocks (of images, or of output rows of one image) of at most
-# this many bytes, so that memory stays bounded on large images and the GEMM operands stay
-# warm in cache. On the GPU, blocks of whole images.
-COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_COL_BLOCK_MB", "24")) << 20
+# this many bytes, so that memory stays bounded on large images and the block that im2col
+# writes is still in cache (L3) when the GEMM reads it: 4 MB made the feed-forward style
+# network's convolutions 1.2-1.7x faster than 24 MB on a 2-core EPYC (32 MB L3), VGG16's
+# equal or faster. A block has at least COL_BLOCK_MIN_COLUMNS columns (output pixels), for
+# which the GEMM keeps its pace (VGG's 512-channel layers lost 10% at 4 MB without it). On the
+# GPU, blocks of whole images.
+COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_COL_BLOCK_MB", "4")) << 20
+COL_BLOCK_MIN_COLUMNS = 1024
 GPU_COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_GPU_COL_BLOCK_MB", "2048")) << 20
 
 
-def _block_shape(n, rows, row_bytes, budget):
+def _block_shape(n, rows, row_bytes, budget, row_cols=0):
     """``(nb, rb)``: blocks of ``nb`` whole images (``rb == rows``) when one image's buffer fits
-    ``budget`` bytes, else of ``rb`` rows of one image (at least one row)."""
+    ``budget`` bytes, else of ``rb`` rows of one image (at least one row, and at least
+    :data:`COL_BLOCK_MIN_COLUMNS` columns when a row has ``row_cols`` of them)."""
     if row_bytes * rows <= budget:
         return min(n, max(1, budget // (row_bytes * rows))), rows
-    return 1, min(rows, max(1, budget // row_bytes))
+    least = -(-COL_BLOCK_MIN_COLUMNS // row_cols) if row_cols else 1
+    return 1, min(rows, max(least, budget // row_bytes))
 
 
 def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
@@ -209,11 +231,16 @@ def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
     k = c * kh * kw
     row_bytes = k * out_w * x.dtype.itemsize
     gpu = backend.is_gpu_array(x)
-    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES)
+    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES,
+                          out_w)
     if gpu or rb == out_h:                  # whole images (always on the GPU)
         for n0 in range(0, n, nb):
             n1 = min(n, n0 + nb)
-            col = im2col(x[n0:n1], kh, kw, sy, sx, ph, pw, dy, dx)
+            if gpu:
+                col = im2col(x[n0:n1], kh, kw, sy, sx, ph, pw, dy, dx)
+            else:                           # into a buffer kept between calls: warm pages
+                col = _im2col_cpu(x[n0:n1], kh, kw, sy, sx, ph, pw, dy, dx, 0, backend.workspace(
+                    numpy, x.dtype, "col_blocks", (n1 - n0, c, kh, kw, out_h, out_w)))
             yield n0, n1, 0, out_h, col.reshape(n1 - n0, k, out_h * out_w)
         return
     xpad = pad(x, ph, pw)
@@ -221,7 +248,8 @@ def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
         for r0 in range(0, out_h, rb):
             r1 = min(out_h, r0 + rb)
             rows = xpad[n0:n0 + 1, :, r0 * sy:(r1 - 1) * sy + (kh - 1) * dy + 1]
-            col = numpy.ascontiguousarray(_windows(rows, kh, kw, sy, sx, dy, dx, r1 - r0, out_w))
+            col = backend.workspace(numpy, x.dtype, "col_blocks", (1, c, kh, kw, r1 - r0, out_w))
+            numpy.copyto(col, _windows(rows, kh, kw, sy, sx, dy, dx, r1 - r0, out_w))
             yield n0, n0 + 1, r0, r1, col.reshape(1, k, (r1 - r0) * out_w)
 
 
@@ -238,7 +266,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     n, _, h, wd = x.shape
     if _use_winograd(algorithm, kh, kw, sy, sx, dy, dx, c, o):
         return winograd_conv3x3(x, winograd_filters(w), b, (ph, pw))
-    if use_offsets("forward", x, kh, kw, c, o, ph, pw):      # few output channels
+    if use_offsets("forward", x, kh, kw, c, o, ph, pw, sy, sx):      # few output channels
         return conv2d_offsets(x, w, b, stride, padding, dilation)
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(wd, kw, sx, pw, dx)
@@ -323,7 +351,7 @@ def _conv_transpose2d_col2im(x, w, sy, sx, ph, pw, dy, dx, out_h, out_w):
     hp = max(out_h + 2 * ph, (h - 1) * sy + dy * (kh - 1) + 1)
     wp = max(out_w + 2 * pw, (wd - 1) * sx + dx * (kw - 1) + 1)
     img = xp.zeros((n, o, hp, wp), dtype=x.dtype)
-    nb, rb = _block_shape(n, h, o * kh * kw * wd * x.dtype.itemsize, COL_BLOCK_BYTES)
+    nb, rb = _block_shape(n, h, o * kh * kw * wd * x.dtype.itemsize, COL_BLOCK_BYTES, wd)
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         for r0 in range(0, h, rb):
@@ -496,7 +524,7 @@ def conv2d_grad_weight(x, gy, kh, kw, stride=1, padding=0, dilation=1):
     if tuple(gy.shape) != (n, o, out_h, out_w):
         raise ValueError(f"gradient shape {tuple(gy.shape)} does not match the convolution's "
                          f"output {(n, o, out_h, out_w)}")
-    if use_offsets("grad_weight", x, kh, kw, c, o, ph, pw):   # no gather of windows
+    if use_offsets("grad_weight", x, kh, kw, c, o, ph, pw, sy, sx):   # no gather of windows
         return conv2d_grad_weight_offsets(x, gy, kh, kw, stride, padding, dilation)
     gw = xp.zeros((o, c * kh * kw), dtype=x.dtype)
     for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
@@ -750,7 +778,8 @@ def instance_norm(x, eps):
     xp = get_array_module(x)
     mu = x.mean(axis=(2, 3), keepdims=True)
     d = x - mu
-    inv = 1 / xp.sqrt((d * d).mean(axis=(2, 3), keepdims=True) + x.dtype.type(eps))
+    sq = xp.multiply(d, d, out=backend.workspace(xp, x.dtype, "instance_norm", x.shape))
+    inv = 1 / xp.sqrt(sq.mean(axis=(2, 3), keepdims=True) + x.dtype.type(eps))
     d *= inv
     return d, inv
 
@@ -768,14 +797,30 @@ def upsample_nearest(x, sy, sx):
     (PyTorch's ``interpolate(mode="nearest")`` by an integer factor)."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    y = xp.broadcast_to(x[:, :, :, None, :, None], (n, c, h, sy, w, sx))
-    return y.reshape(n, c, h * sy, w * sx)          # a copy: the broadcast is not contiguous
+    # the columns repeated (a contiguous copy), then each row written sy times: two passes
+    # with long inner loops, 2-3x faster than one copy of a 6-d broadcast
+    y = xp.empty((n, c, h, sy, w * sx), x.dtype)
+    y[...] = xp.repeat(x, sx, axis=3)[:, :, :, None, :]
+    return y.reshape(n, c, h * sy, w * sx)
+
+
+def _sum_slices(a, axis):
+    """``a.sum(axis)`` as a chain of whole-array adds of its slices along ``axis`` (NumPy's
+    reduction over a short strided axis runs an inner loop of that length: 10-15x slower)."""
+    parts = [a[(slice(None),) * axis + (i,)] for i in range(a.shape[axis])]
+    if len(parts) == 1:
+        return parts[0]
+    out = get_array_module(a).add(parts[0], parts[1])
+    for p in parts[2:]:
+        out += p
+    return out
 
 
 def upsample_nearest_backward(gy, sy, sx):
     """Input gradient of :func:`upsample_nearest`: the sum over each ``sy × sx`` block."""
     n, c, hs, ws = gy.shape
-    return gy.reshape(n, c, hs // sy, sy, ws // sx, sx).sum(axis=(3, 5))
+    g6 = gy.reshape(n, c, hs // sy, sy, ws // sx, sx)
+    return get_array_module(gy).ascontiguousarray(_sum_slices(_sum_slices(g6, 3), 4))
 
 
 def concat_channels(xs):
@@ -795,18 +840,21 @@ def split_channels(gy, sizes):
 OFFSETS_MAX_BYTES = 512 << 20     # the kernel-offset buffer of one image, at most
 
 
-def use_offsets(what, x, kh, kw, c, o, ph=0, pw=0):
+def use_offsets(what, x, kh, kw, c, o, ph=0, pw=0, sy=1, sx=1):
     """Whether ``what`` (``"forward"`` or ``"grad_weight"``) of a convolution of ``c`` to ``o``
     channels is cheaper by kernel offsets (:func:`conv2d_offsets`,
     :func:`conv2d_grad_weight_offsets`): their buffer holds ``o·kh·kw`` rows per image where
-    im2col's holds ``c·kh·kw``, and they need no gather of windows. Forward when ``o`` is at
-    most half of ``c`` (the layers of a feed-forward style network that go back to fewer
-    channels, and to RGB); the filter gradient when ``o ≤ 4c``; both for filters larger than
-    1×1 and a buffer of at most :data:`OFFSETS_MAX_BYTES` per image."""
+    im2col's holds ``c·kh·kw``, and they need no gather of windows, but they compute every
+    position of the input plane, ``sy·sx`` times the outputs of a strided convolution. Both
+    when ``o`` is at most a quarter of ``c`` (the convolutions to RGB of a feed-forward style
+    network, VGG's input gradient), the stride is 1, the filters larger than 1×1 and the
+    buffer at most :data:`OFFSETS_MAX_BYTES` per image. (Measured on a 2-core EPYC, batch 4:
+    9×9 from 32 channels to 3, 3.4× faster than im2col; 3×3 from 128 to 64 or from 64 to 32,
+    10–20% slower; strided, up to 6× slower.) ``what`` is kept for callers; the rule is one."""
     h, w = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
-    if kh * kw == 1 or o * kh * kw * h * w * x.dtype.itemsize > OFFSETS_MAX_BYTES:
+    if kh * kw == 1 or (sy, sx) != (1, 1) or o * kh * kw * h * w * x.dtype.itemsize > OFFSETS_MAX_BYTES:
         return False
-    return 2 * o <= c if what == "forward" else o <= 4 * c
+    return 4 * o <= c
 
 
 def conv2d_offsets(x, w, b=None, stride=1, padding=0, dilation=1):

@@ -189,23 +189,27 @@ def test_join_matches_torch(dtype):
 
 
 OFFSET_CASES = [
-    # (N, C, H, W), O, k, stride, padding, dilation: few output channels (kernel offsets)
+    # (N, C, H, W), O, k, stride, padding, dilation
     ((2, 12, 11, 9), 2, 5, 2, 2, 2),
-    ((1, 32, 20, 18), 3, 9, 1, 0, 1),
+    ((1, 32, 20, 18), 3, 9, 1, 0, 1),         # the transformer's last layer: offsets chosen
     ((2, 8, 7, 8), 2, (3, 2), (1, 2), (1, 0), (1, 2)),
-    ((2, 4, 9, 10), 6, 3, 1, 1, 1),          # o ≤ 4c: the filter gradient by offsets only
+    ((2, 4, 9, 10), 6, 3, 1, 1, 1),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", OFFSET_CASES)
-@pytest.mark.parametrize("offsets", [True, False])
-def test_conv_by_kernel_offsets_matches_torch(case, dtype, offsets, monkeypatch):
-    """Convolutions to few channels (the transformer's last layers) by kernel offsets, and the
-    same with the offsets' buffer budget at 0 (im2col): torch.nn.functional.conv2d's output,
-    input and filter gradients."""
+@pytest.mark.parametrize("route", ["offsets", "im2col", "chosen"])
+def test_conv_by_kernel_offsets_matches_torch(case, dtype, route, monkeypatch):
+    """Convolutions by kernel offsets (forced for every convolution, strided and dilated
+    ones too), by im2col (the offsets' buffer budget at 0), and by the route
+    ``functional.use_offsets`` picks: torch.nn.functional.conv2d's output, input and filter
+    gradients. (The input gradient of a stride-1 convolution is a convolution too, so it
+    takes the forced route as well.)"""
     from nnviz import functional
-    if not offsets:
+    if route == "offsets":
+        monkeypatch.setattr(functional, "use_offsets", lambda *a, **k: True)
+    elif route == "im2col":
         monkeypatch.setattr(functional, "OFFSETS_MAX_BYTES", 0)
     shape, o, k, s, p, d = case
     rng = numpy.random.default_rng(15)

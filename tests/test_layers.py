@@ -37,13 +37,15 @@ CONV_CASES = [
 ]
 
 
-@pytest.fixture(params=["whole", "rows"])
+@pytest.fixture(params=["whole", "rows", "several rows"])
 def col_blocks(request, monkeypatch):
-    """Run each convolution test twice: the column buffer whole, and built one output row at
-    a time (the memory-bounded path taken on large images)."""
+    """Run each convolution test three times: the column buffer whole, built one output row
+    at a time, and in blocks of as many rows as make 25 columns, the last block shorter (the
+    memory-bounded paths taken on large images)."""
     from nnviz import functional
-    if request.param == "rows":
+    if request.param != "whole":
         monkeypatch.setattr(functional, "COL_BLOCK_BYTES", 1)
+        monkeypatch.setattr(functional, "COL_BLOCK_MIN_COLUMNS", 1 if request.param == "rows" else 25)
     return request.param
 
 

@@ -67,15 +67,20 @@ def converge(args):
     print(f"model {base}.h5, curve {base}_loss.png")
 
 
-def _median_time(fn, repeat, warmup=1):
+def _paired_times(ours, theirs, repeat, warmup=1):
+    """Medians of ``repeat`` timed calls of each, taken in alternation (ours, theirs, ours, …)
+    after ``warmup`` calls of each, so that a slow spell of a shared machine falls on both;
+    and the median of the ratios of the pairs."""
     for _ in range(warmup):
-        fn()
-    times = []
+        ours()
+        theirs()
+    a, b = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, times in ((ours, a), (theirs, b)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
 def speed(args):
@@ -121,8 +126,7 @@ def speed(args):
             tl.backward()
             topt.step()
 
-        ours = _median_time(nnviz_step, args.repeat)
-        theirs = _median_time(torch_step, args.repeat)
+        ours, theirs, ratio = _paired_times(nnviz_step, torch_step, args.repeat)
         net.requires_grad_(False)
         imgs = numpy.stack([b[0] for b in batches[:args.batch]])
 
@@ -132,17 +136,17 @@ def speed(args):
         def torch_fwd():
             with torch.no_grad():
                 tw(torch.from_numpy(imgs))
-        ours_f = _median_time(nnviz_fwd, args.repeat)
-        theirs_f = _median_time(torch_fwd, args.repeat)
+        ours_f, theirs_f, ratio_f = _paired_times(nnviz_fwd, torch_fwd, args.repeat)
     n = args.batch
     print(f"transformer width {args.width:g}, {args.size} px, batch {n}, {args.threads} threads, "
-          f"median of {args.repeat}")
-    print("| | nnviz | PyTorch | ratio (time nnviz / PyTorch) |")
-    print("| --- | --- | --- | --- |")
-    print(f"| training step (s) | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}× |")
-    print(f"| training steps/s | {1 / ours:.3f} | {1 / theirs:.3f} | |")
-    print(f"| stylize {n} images (s) | {ours_f:.3f} | {theirs_f:.3f} | {ours_f / theirs_f:.2f}× |")
-    print(f"| images/s | {n / ours_f:.2f} | {n / theirs_f:.2f} | |")
+          f"medians of {args.repeat} alternating runs")
+    print("| | nnviz | PyTorch | ratio of medians | median of paired ratios |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| training step (s) | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}× | {ratio:.2f}× |")
+    print(f"| training steps/s | {1 / ours:.3f} | {1 / theirs:.3f} | | |")
+    print(f"| stylize {n} images (s) | {ours_f:.3f} | {theirs_f:.3f} | {ours_f / theirs_f:.2f}× | "
+          f"{ratio_f:.2f}× |")
+    print(f"| images/s | {n / ours_f:.2f} | {n / theirs_f:.2f} | | |")
 
 
 def main(argv=None):
