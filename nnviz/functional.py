@@ -70,17 +70,6 @@ def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval, out=None):
     return out
 
 
-    if not _copy_pool:
-        from concurrent.futures import ThreadPoolExecutor
-        _copy_pool.append(ThreadPoolExecutor(COPY_THREADS - 1, thread_name_prefix="nnviz_copy"))
-    cuts = [dst.shape[axis] * i // threads for i in range(threads + 1)]
-    parts = [(slice(None),) * axis + (slice(a, b),) for a, b in zip(cuts, cuts[1:])]
-    jobs = [_copy_pool[0].submit(numpy.copyto, dst[p], src[p]) for p in parts[1:]]
-    numpy.copyto(dst[parts[0]], src[parts[0]])
-    for j in jobs:
-        j.result()
-    return dst
-
 
 def pad(x, ph, pw, pval=0):
     """``x: (N, C, H, W)`` with ``ph`` rows and ``pw`` columns of ``pval`` on each side
