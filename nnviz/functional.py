@@ -70,7 +70,6 @@ def _im2col_cpu(x, kh, kw, sy, sx, ph, pw, dy, dx, pval, out=None):
     return out
 
 
-
 def pad(x, ph, pw, pval=0):
     """``x: (N, C, H, W)`` with ``ph`` rows and ``pw`` columns of ``pval`` on each side
     (``x`` itself when there is no padding)."""
