@@ -210,6 +210,15 @@ def _block_shape(n, rows, row_bytes, budget, row_cols=0):
     return 1, min(rows, max(least, budget // row_bytes))
 
 
+def col_block_bytes(n, c, kh, kw, out_h, out_w, itemsize, gpu=False):
+    """Bytes of the largest column-buffer block that :func:`col_blocks` builds for ``n``
+    images of ``c`` channels, a ``kh × kw`` kernel and an ``out_h × out_w`` output."""
+    row_bytes = c * kh * kw * out_w * itemsize
+    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES,
+                          out_w)
+    return nb * rb * row_bytes
+
+
 def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
     """im2col in blocks: yields ``(n0, n1, r0, r1, col)`` where ``col: (n1-n0, C*kh*kw,
     (r1-r0)*out_w)`` holds the windows of output rows ``r0:r1`` of images ``n0:n1``."""

@@ -360,9 +360,9 @@ def memory_estimate(net, n, h, w, until=None, dtype=numpy.float32, backward=True
     as :meth:`Net.forward` goes), and a backward from there, hold at their peak (shape
     arithmetic only, nothing allocated): every layer's output (kept in ``activations``), what
     the layers keep for their backward (ReLU masks, max pooling's int64 switches), during the
-    backward the incoming and outgoing signals of the largest layer, the column-buffer blocks
-    of the convolutions (:data:`nnviz.functional.COL_BLOCK_BYTES`, or the whole column buffer
-    when smaller) and the parameters. A caller adds its method's own buffers."""
+    backward the incoming and outgoing signals of the largest layer, the largest
+    column-buffer block of the convolutions (:func:`nnviz.functional.col_block_bytes`) and the
+    parameters. A caller adds its method's own buffers."""
     item = numpy.dtype(dtype).itemsize
     names = net.layer_names
     last = names.index(net.check_layer(until)) if until is not None else len(names) - 1
@@ -376,14 +376,14 @@ def memory_estimate(net, n, h, w, until=None, dtype=numpy.float32, backward=True
             out = n * c * item
         else:
             k, s, p = _geometry(layer)
-            if isinstance(layer, Conv2d):
-                # the column buffer of one convolution: blocks of COL_BLOCK_BYTES, or all of it
-                full = n * c * k[0] * k[1] * h * w * item
-                row = c * k[0] * k[1] * w * item
-                col = max(col, min(full, max(functional.COL_BLOCK_BYTES, row)))
+            oh = functional.conv_outsize(h, k[0], s[0], p[0])
+            ow = functional.conv_outsize(w, k[1], s[1], p[1])
+            if isinstance(layer, Conv2d) and oh > 0 and ow > 0:
+                # the column buffer of one convolution: its largest block, or all of it
+                col = max(col, functional.col_block_bytes(n, c, k[0], k[1], oh, ow, item,
+                                                          net.device == "gpu"))
                 c = layer.weight.shape[0]
-            h = functional.conv_outsize(h, k[0], s[0], p[0])
-            w = functional.conv_outsize(w, k[1], s[1], p[1])
+            h, w = oh, ow
             if h < 1 or w < 1:
                 raise InputError(f"the input is too small for layer {name!r}: its output would "
                                  f"be {max(h, 0)}×{max(w, 0)}; use a larger image size")
@@ -396,9 +396,12 @@ def memory_estimate(net, n, h, w, until=None, dtype=numpy.float32, backward=True
         largest = max(largest, n * c * h * w * item)
     params = sum(int(a.nbytes) for _, a in net.parameters())
     signals = 3 * largest if backward else largest     # dy, dx and a temporary
+    # column buffers: the block kept between calls (functional.col_blocks), and during the
+    # backward a transposed convolution's own block and its output image
+    cols = 3 * col if backward else 2 * col
     # measured against tracemalloc's peak (tests/test_hostile_cli.py): within 1% without the
     # margin at 512 px, so a margin of 15% on what a run allocates
-    return int(1.15 * (total + signals + 2 * col) + params)
+    return int(1.15 * (total + signals + cols) + params)
 
 
 # -- VGG ---------------------------------------------------------------------------------------
