@@ -210,12 +210,19 @@ def _block_shape(n, rows, row_bytes, budget, row_cols=0):
     return 1, min(rows, max(least, budget // row_bytes))
 
 
+def _col_block_shape(n, k, out_h, out_w, itemsize, gpu):
+    """``(nb, rb, row_bytes)`` of the blocks of :func:`col_blocks`: ``k = C·kh·kw`` rows of
+    the column buffer, ``row_bytes`` for one output row of one image."""
+    row_bytes = k * out_w * itemsize
+    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES,
+                          out_w)
+    return nb, rb, row_bytes
+
+
 def col_block_bytes(n, c, kh, kw, out_h, out_w, itemsize, gpu=False):
     """Bytes of the largest column-buffer block that :func:`col_blocks` builds for ``n``
     images of ``c`` channels, a ``kh × kw`` kernel and an ``out_h × out_w`` output."""
-    row_bytes = c * kh * kw * out_w * itemsize
-    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES,
-                          out_w)
+    nb, rb, row_bytes = _col_block_shape(n, c * kh * kw, out_h, out_w, itemsize, gpu)
     return nb * rb * row_bytes
 
 
@@ -226,10 +233,8 @@ def col_blocks(x, kh, kw, sy, sx, ph, pw, dy=1, dx=1):
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(w, kw, sx, pw, dx)
     k = c * kh * kw
-    row_bytes = k * out_w * x.dtype.itemsize
     gpu = backend.is_gpu_array(x)
-    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES,
-                          out_w)
+    nb, rb, _ = _col_block_shape(n, k, out_h, out_w, x.dtype.itemsize, gpu)
     if gpu or rb == out_h:                  # whole images (always on the GPU)
         for n0 in range(0, n, nb):
             n1 = min(n, n0 + nb)
@@ -263,7 +268,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     n, _, h, wd = x.shape
     if _use_winograd(algorithm, kh, kw, sy, sx, dy, dx, c, o):
         return winograd_conv3x3(x, winograd_filters(w), b, (ph, pw))
-    if use_offsets("forward", x, kh, kw, c, o, ph, pw, sy, sx):      # few output channels
+    if use_offsets(x, kh, kw, c, o, ph, pw, sy, sx):      # few output channels
         return conv2d_offsets(x, w, b, stride, padding, dilation)
     out_h = conv_outsize(h, kh, sy, ph, dy)
     out_w = conv_outsize(wd, kw, sx, pw, dx)
@@ -521,7 +526,7 @@ def conv2d_grad_weight(x, gy, kh, kw, stride=1, padding=0, dilation=1):
     if tuple(gy.shape) != (n, o, out_h, out_w):
         raise ValueError(f"gradient shape {tuple(gy.shape)} does not match the convolution's "
                          f"output {(n, o, out_h, out_w)}")
-    if use_offsets("grad_weight", x, kh, kw, c, o, ph, pw, sy, sx):   # no gather of windows
+    if use_offsets(x, kh, kw, c, o, ph, pw, sy, sx):      # no gather of windows
         return conv2d_grad_weight_offsets(x, gy, kh, kw, stride, padding, dilation)
     gw = xp.zeros((o, c * kh * kw), dtype=x.dtype)
     for n0, n1, r0, r1, col in col_blocks(x, kh, kw, sy, sx, ph, pw, dy, dx):
@@ -768,6 +773,9 @@ def reflection_pad2d_backward(gy, left, right, top, bottom):
     return _fold_reflection(_fold_reflection(gy, top, bottom, 2), left, right, 3)
 
 
+KEPT_SCRATCH_BYTES = 64 << 20    # the largest scratch array that instance_norm keeps
+
+
 def instance_norm(x, eps):
     """Each (sample, channel) plane of ``x: (N, C, H, W)`` normalized by its own mean and
     biased variance: ``x̂ = (x − μ) / √(σ² + ε)``; returns ``x̂`` and ``1/√(σ² + ε)``
@@ -775,7 +783,9 @@ def instance_norm(x, eps):
     xp = get_array_module(x)
     mu = x.mean(axis=(2, 3), keepdims=True)
     d = x - mu
-    sq = xp.multiply(d, d, out=backend.workspace(xp, x.dtype, "instance_norm", x.shape))
+    # the squares in a buffer kept between calls (warm pages), unless it would keep much
+    sq = xp.multiply(d, d, out=backend.workspace(xp, x.dtype, "instance_norm", x.shape)
+                     if x.nbytes <= KEPT_SCRATCH_BYTES else None)
     inv = 1 / xp.sqrt(sq.mean(axis=(2, 3), keepdims=True) + x.dtype.type(eps))
     d *= inv
     return d, inv
@@ -837,9 +847,9 @@ def split_channels(gy, sizes):
 OFFSETS_MAX_BYTES = 512 << 20     # the kernel-offset buffer of one image, at most
 
 
-def use_offsets(what, x, kh, kw, c, o, ph=0, pw=0, sy=1, sx=1):
-    """Whether ``what`` (``"forward"`` or ``"grad_weight"``) of a convolution of ``c`` to ``o``
-    channels is cheaper by kernel offsets (:func:`conv2d_offsets`,
+def use_offsets(x, kh, kw, c, o, ph=0, pw=0, sy=1, sx=1):
+    """Whether the forward and the filter gradient of a convolution of ``c`` to ``o``
+    channels are cheaper by kernel offsets (:func:`conv2d_offsets`,
     :func:`conv2d_grad_weight_offsets`): their buffer holds ``o·kh·kw`` rows per image where
     im2col's holds ``c·kh·kw``, and they need no gather of windows, but they compute every
     position of the input plane, ``sy·sx`` times the outputs of a strided convolution. Both
@@ -847,7 +857,7 @@ def use_offsets(what, x, kh, kw, c, o, ph=0, pw=0, sy=1, sx=1):
     network, VGG's input gradient), the stride is 1, the filters larger than 1×1 and the
     buffer at most :data:`OFFSETS_MAX_BYTES` per image. (Measured on a 2-core EPYC, batch 4:
     9×9 from 32 channels to 3, 3.4× faster than im2col; 3×3 from 128 to 64 or from 64 to 32,
-    10–20% slower; strided, up to 6× slower.) ``what`` is kept for callers; the rule is one."""
+    10–20% slower; strided, up to 6× slower.)"""
     h, w = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
     if kh * kw == 1 or (sy, sx) != (1, 1) or o * kh * kw * h * w * x.dtype.itemsize > OFFSETS_MAX_BYTES:
         return False

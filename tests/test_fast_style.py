@@ -95,9 +95,14 @@ IN_CASES = [((2, 3, 5, 6), 1e-5, True, True), ((1, 4, 7, 3), 1e-3, True, True),
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", IN_CASES)
-def test_instance_norm_matches_torch(case, dtype):
+@pytest.mark.parametrize("kept", [True, False])
+def test_instance_norm_matches_torch(case, dtype, kept, monkeypatch):
     """torch.nn.InstanceNorm2d(C, eps, affine): output, input gradient, weight and bias
-    gradients (``bias=False``: torch's module with its bias frozen at 0)."""
+    gradients (``bias=False``: torch's module with its bias frozen at 0); with the squares in
+    the kept scratch buffer and, as for inputs past its size, in a fresh array."""
+    from nnviz import functional
+    if not kept:
+        monkeypatch.setattr(functional, "KEPT_SCRATCH_BYTES", 0)
     shape, eps, affine, bias = case
     rng = numpy.random.default_rng(1)
     layer = L.InstanceNorm2d(shape[1], eps=eps, affine=affine, bias=bias, dtype=dtype)
