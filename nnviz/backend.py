@@ -8,6 +8,7 @@ Devices are ``"cpu"``, ``"gpu"`` and ``"auto"`` (the GPU when CuPy sees one); th
 environment variable ``NNVIZ_DEVICE`` sets the default.
 """
 import contextlib
+import contextvars
 import functools
 import os
 import threading
@@ -37,17 +38,32 @@ def _set_compute_type(enabled):
     return True
 
 
-_tf32 = os.environ.get("NNVIZ_TF32", "0") not in ("", "0")
-if cupy is not None:
-    try:
-        _set_compute_type(_tf32)
-    except Exception:   # a CuPy without this knob: its own default (TF32 off unless CUPY_TF32)
-        pass
+# TF32 for CuPy's float32 GEMMs: a context variable (scoped to the thread or task that sets
+# it); outside any ``tf32`` block, ``$NNVIZ_TF32`` read at each call (default off)
+_tf32 = contextvars.ContextVar("nnviz_tf32", default=None)
+_tf32_applied = [None]          # what CuPy's process-wide knob was last set to
 
 
 def tf32_enabled():
-    """Whether CuPy's float32 GEMMs may use TF32 here (default: ``$NNVIZ_TF32``, off)."""
-    return _tf32
+    """Whether CuPy's float32 GEMMs may use TF32 here: inside a :func:`tf32` block its
+    setting, else ``$NNVIZ_TF32`` (off unless set to something other than 0)."""
+    value = _tf32.get()
+    if value is None:
+        return os.environ.get("NNVIZ_TF32", "0") not in ("", "0")
+    return value
+
+
+def apply_tf32():
+    """Set CuPy's compute type (a process-wide knob) to what :func:`tf32_enabled` says in the
+    calling context, when it differs from the last setting: the GPU convolutions call it before
+    their GEMMs, so that each thread's or task's scoped setting holds for its own work."""
+    want = tf32_enabled()
+    if cupy is not None and _tf32_applied[0] != want:
+        try:
+            if _set_compute_type(want):
+                _tf32_applied[0] = want
+        except Exception:   # a CuPy without this knob: its own default
+            pass
 
 
 @contextlib.contextmanager
@@ -55,18 +71,15 @@ def tf32(enabled=True):
     """Within the block, let CuPy's float32 GEMMs use TF32 tensor cores (10-bit mantissa
     inputs; faster on GPUs of compute capability 8.0 and up), or forbid it; restored after.
     Off by default (``NNVIZ_TF32=1`` turns it on), so that float32 results match the host's to
-    1e-4. No effect on the host."""
-    global _tf32
-    before = _tf32
-    _tf32 = bool(enabled)
-    if cupy is not None:
-        _set_compute_type(_tf32)
+    1e-4. Scoped (a context variable); CuPy's knob is set on entry and on exit, and before each
+    of nnviz's GPU convolutions (:func:`apply_tf32`). No effect on the host."""
+    token = _tf32.set(bool(enabled))
     try:
-        yield _tf32
+        apply_tf32()
+        yield bool(enabled)
     finally:
-        _tf32 = before
-        if cupy is not None:
-            _set_compute_type(before)
+        _tf32.reset(token)
+        apply_tf32()
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,3 +182,30 @@ def workspace(xp, dtype, name, shape):
         cache[key] = None
         buf = cache[key] = xp.empty(max(size, 1), dtype)
     return buf[:size].reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------------------
+
+def available_memory():
+    """Bytes this process may still allocate on the host: ``MemAvailable`` of /proc/meminfo,
+    or the cgroup's limit minus its use when lower; None when neither is known."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None

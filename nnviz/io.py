@@ -5,6 +5,7 @@ file named with the writing process's id in the destination folder, then a renam
 never overwritten; temporaries that a killed run left are removed by the next write of the
 same output)."""
 import contextlib
+import functools
 import math
 import os
 import re
@@ -17,12 +18,19 @@ from .errors import InputError
 MAX_PIXELS = 64_000_000   # larger images are refused (Pillow's bomb check uses this too)
 MAX_SIDE = math.isqrt(MAX_PIXELS)   # the longest side a square image may have
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
-SAMPLES = ("astronaut", "chelsea", "coffee")
+# scikit-image's bundled colour photographs (no download), by name: ``sample:NAME``; the first
+# three are the demo's and the attribution commands' photographs, all six the feed-forward style
+# nets' default training set
+SAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field")
+PHOTOGRAPHS = SAMPLES[:3]     # the ones the README's tables and the gallery are made on
+# the file name endings nnviz takes for images in a folder (any file given by name is tried)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm")
 
 
 def load_image(path, size=None):
     """An RGB uint8 image ``(H, W, 3)`` from a file, or from ``"sample:NAME"`` (scikit-image's
-    astronaut, chelsea, coffee). ``size`` resizes the longer side to that many pixels."""
+    :data:`SAMPLES`). ``size`` resizes the longer side to that many pixels."""
     if isinstance(path, str) and path.startswith("sample:"):
         img = sample_image(path.split(":", 1)[1])
     else:
@@ -79,11 +87,35 @@ def _deep_to_rgb8(im, path):
 
 
 def sample_image(name):
-    """One of scikit-image's bundled photographs, as RGB uint8."""
+    """One of scikit-image's bundled photographs (:data:`SAMPLES`), as RGB uint8 ``(H, W,
+    3)`` (a copy of the one read once)."""
     if name not in SAMPLES:
         raise InputError(f"unknown sample image {name!r}: expected one of {', '.join(SAMPLES)}")
+    return _sample(name).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _sample(name):
     from skimage import data
-    return numpy.ascontiguousarray(getattr(data, name)()[..., :3])
+    img = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+    img = numpy.ascontiguousarray(img[..., :3])
+    img.flags.writeable = False
+    return img
+
+
+def is_image_name(name):
+    """Whether a file name ends in one of :data:`IMAGE_EXTENSIONS` (any case)."""
+    return os.fspath(name).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(folder):
+    """The image files directly in ``folder`` (not its subfolders; by :func:`is_image_name`),
+    sorted by name, as paths: the one folder listing of every command that takes a folder."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise InputError(f"{folder}: no such folder")
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+            if is_image_name(f) and os.path.isfile(os.path.join(folder, f))]
 
 
 def resize(img, size):

@@ -114,12 +114,12 @@ def test_progress_lines_and_the_estimate_by_the_clock(monkeypatch):
     the measured rate. Oracle: the arithmetic of the stand-in clock."""
     import io
 
-    from nnviz.methods import optimize
-    monkeypatch.delenv(optimize.PROGRESS_EVERY, raising=False)
+    from nnviz import progress
+    monkeypatch.delenv(progress.PROGRESS_EVERY, raising=False)
     clock = [0.0]
-    monkeypatch.setattr(optimize.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
     stream = io.StringIO()
-    bar = optimize.Progress(500, "test", True, stream=stream)
+    bar = progress.Progress(500, "test", True, stream=stream)
     for n in range(1, 101):
         clock[0] = 10 + 0.25 * (n - 1)
         bar.update()
@@ -128,7 +128,7 @@ def test_progress_lines_and_the_estimate_by_the_clock(monkeypatch):
         "nnviz test: 500 steps, about 2 min 15 s in all (0.25 s per step)",
         "nnviz test: step 44/500, 8%, ~1 min 54 s left",
         "nnviz test: step 84/500, 16%, ~1 min 44 s left"]
-    assert optimize.duration(3725) == "1 h 2 min" and optimize.duration(59.6) == "1 min"
+    assert progress.duration(3725) == "1 h 2 min" and progress.duration(59.6) == "1 min"
 
 
 LONG_RUNS = [

@@ -17,7 +17,8 @@ import nnviz
 from nnviz import io, methods, targets
 from nnviz.cli import build_parser
 from nnviz.cli.common import NetCache, execute
-from nnviz.methods.attribution import default_target, gaussian_blur
+from nnviz.functional import gaussian_blur
+from nnviz.methods.attribution import default_target
 
 SAMPLES = ("astronaut", "chelsea", "coffee")
 COMMANDS = ("saliency", "guided", "deconvnet", "smoothgrad", "gradxinput", "ig", "gradcam",
@@ -50,6 +51,34 @@ def test_gaussian_blur_is_scipys(shape, sigma):
     want = scipy.ndimage.gaussian_filter(x, (0, 0, sigma, sigma))
     assert numpy.abs(gaussian_blur(x, sigma) - want).max() < 1e-13
 
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("sigma", [0.8, 2.0, 5.0])
+def test_the_one_blur_in_each_callers_mode_is_scipys(sigma, dtype):
+    """The one Gaussian blur (nnviz.functional.gaussian_blur) in the edge mode and radius of
+    each of its callers, against scipy.ndimage: the default target's (mirrored edges, taps to
+    4σ), Yosinski's periodic blur (edge pixels repeated, taps to ⌈3σ⌉), and RISE's insertion
+    substrate (its 11-tap kernel, scipy's gaussian_filter of an impulse, correlated with zero
+    padding: Petsiuk et al.'s evaluation.py)."""
+    import math
+
+    from nnviz.methods.optimize import periodic_blur
+    x = numpy.random.default_rng(3).standard_normal((2, 3, 13, 10)).astype(dtype)
+    x64 = x.astype(numpy.float64)
+    tol = 1e-13 if dtype == numpy.float64 else 1e-5
+    want = scipy.ndimage.gaussian_filter(x64, (0, 0, sigma, sigma))
+    assert numpy.abs(gaussian_blur(x, sigma) - want).max() < tol
+    r = max(1, math.ceil(3 * sigma))
+    want = scipy.ndimage.gaussian_filter(x64, (0, 0, sigma, sigma), mode="nearest", truncate=r / sigma)
+    got = periodic_blur(x, sigma)
+    assert got.dtype == dtype and numpy.abs(got - want).max() < tol
+    impulse = numpy.zeros((11, 11))
+    impulse[5, 5] = 1
+    kernel = scipy.ndimage.gaussian_filter(impulse, sigma)
+    want = numpy.stack([[scipy.ndimage.correlate(x64[i, c], kernel, mode="constant") for c in range(3)]
+                        for i in range(2)])
+    assert numpy.abs(gaussian_blur(x, sigma, mode="constant", window=11) - want).max() < tol
 
 SIZE = 160          # pool5 is 5×5; units 1..3 are centred in the middle half
 

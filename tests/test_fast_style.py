@@ -102,7 +102,7 @@ def test_instance_norm_matches_torch(case, dtype, kept, monkeypatch):
     the kept scratch buffer and, as for inputs past its size, in a fresh array."""
     from nnviz import functional
     if not kept:
-        monkeypatch.setattr(functional, "KEPT_SCRATCH_BYTES", 0)
+        monkeypatch.setattr(functional.image, "KEPT_SCRATCH_BYTES", 0)
     shape, eps, affine, bias = case
     rng = numpy.random.default_rng(1)
     layer = L.InstanceNorm2d(shape[1], eps=eps, affine=affine, bias=bias, dtype=dtype)
@@ -213,9 +213,9 @@ def test_conv_by_kernel_offsets_matches_torch(case, dtype, route, monkeypatch):
     takes the forced route as well.)"""
     from nnviz import functional
     if route == "offsets":
-        monkeypatch.setattr(functional, "use_offsets", lambda *a, **k: True)
+        monkeypatch.setattr(functional.conv, "use_offsets", lambda *a, **k: True)
     elif route == "im2col":
-        monkeypatch.setattr(functional, "OFFSETS_MAX_BYTES", 0)
+        monkeypatch.setattr(functional.conv, "OFFSETS_MAX_BYTES", 0)
     shape, o, k, s, p, d = case
     rng = numpy.random.default_rng(15)
     layer = L.Conv2d(shape[1], o, k, stride=s, padding=p, dilation=d, dtype=dtype)

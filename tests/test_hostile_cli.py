@@ -26,7 +26,7 @@ from conftest import run_nnviz
 from PIL import Image
 
 import nnviz
-from nnviz import io, methods, models
+from nnviz import backend, io, methods, models
 from nnviz.cli import common, parsers
 from nnviz.errors import InputError
 
@@ -469,7 +469,7 @@ def test_runs_too_large_for_the_memory_are_refused(tmp_path, capsys):
         for line in open("/proc/meminfo"):
             if line.startswith("MemAvailable:"):
                 avail = int(line.split()[1]) * 1024
-    limit = common.available_memory()
+    limit = backend.available_memory()
     if avail is not None:
         assert abs(limit - avail) < 0.25 * avail + (256 << 20)
     images = [f"--image=sample:{s}" for s in ("astronaut", "coffee", "chelsea")] * 4

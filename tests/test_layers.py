@@ -44,8 +44,8 @@ def col_blocks(request, monkeypatch):
     memory-bounded paths taken on large images)."""
     from nnviz import functional
     if request.param != "whole":
-        monkeypatch.setattr(functional, "COL_BLOCK_BYTES", 1)
-        monkeypatch.setattr(functional, "COL_BLOCK_MIN_COLUMNS", 1 if request.param == "rows" else 25)
+        monkeypatch.setattr(functional.conv, "COL_BLOCK_BYTES", 1)
+        monkeypatch.setattr(functional.conv, "COL_BLOCK_MIN_COLUMNS", 1 if request.param == "rows" else 25)
     return request.param
 
 
@@ -93,7 +93,7 @@ def transpose_path(request, monkeypatch):
     """The stride-1 transposed convolution (the conv's input gradient) has two routes, picked
     by cost: GEMM + col2im, or a convolution with the flipped filters. Force each."""
     from nnviz import functional
-    monkeypatch.setattr(functional, "_col2im_cheaper", lambda *a: request.param == "col2im")
+    monkeypatch.setattr(functional.conv, "_col2im_cheaper", lambda *a: request.param == "col2im")
     return request.param
 
 

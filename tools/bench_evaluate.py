@@ -48,7 +48,7 @@ def cascade(args):
 
 
 def faithfulness(args):
-    images = [f"sample:{n}" for n in io.SAMPLES]
+    images = [f"sample:{n}" for n in io.PHOTOGRAPHS]
     options = ["--size", str(args.size), "--steps", str(args.steps), "--random", str(args.random)]
     if args.methods:
         options += ["--methods", args.methods]

@@ -500,29 +500,6 @@ def finite_or_explain(net, result, rerun, what):
 
 # -- memory ----------------------------------------------------------------------------------
 
-def available_memory():
-    """Bytes this process may still allocate: ``MemAvailable`` of /proc/meminfo, or the
-    cgroup's limit minus its use when lower; None when neither is known."""
-    found = []
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as f:
-            used = int(f.read().strip())
-        if limit != "max":
-            found.append(max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
-    return min(found) if found else None
-
-
 def human_bytes(n):
     for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
         if n >= size:
@@ -536,7 +513,7 @@ def check_memory(args, need, what):
     limit = getattr(args, "max_memory", None)
     source = "--max-memory"
     if limit is None:
-        limit, source = available_memory(), "the memory available on this machine"
+        limit, source = backend.available_memory(), "the memory available on this machine"
     if limit is not None and need > limit:
         raise InputError(f"{what} needs about {human_bytes(need)} of memory, more than "
                          f"{source} ({human_bytes(limit)}); use a smaller --size or fewer "

@@ -215,7 +215,7 @@ PROGRESS = re.compile(r"nnviz [^\n]*(~[^\n]* left| in all \([^\n]* per [\w ]+\))
 
 class _Log(_io.StringIO):
     """A step's output, kept for its log.txt; its progress lines (those of
-    :class:`nnviz.methods.optimize.Progress`: an estimate, then "… left") also go to ``echo``,
+    :class:`nnviz.progress.Progress`: an estimate, then "… left") also go to ``echo``,
     so a long step is not silent."""
     def __init__(self, echo=None):
         super().__init__()

@@ -13,7 +13,7 @@ from .. import models
 from ..errors import InputError
 from ..io import MAX_SIDE, atomic_path, load_image, resize, save_png
 from ..methods import style as S
-from ..methods.optimize import progress_bar
+from ..progress import progress_bar
 from .common import (
     NONNEG,
     NONNEG_INT,

@@ -31,6 +31,7 @@ import numpy
 from .. import backend, rules, targets
 from ..backend import get_array_module
 from ..errors import InputError
+from ..functional import gaussian_blur
 from ..models import receptive_field
 
 MODES = ("unit", "channel")
@@ -222,39 +223,6 @@ def top_units(net, x, layer, n=9, rule="guided"):
 DEFAULT_LAYER = "pool5"
 
 
-def gaussian_blur(x, sigma):
-    """``x: (N, C, H, W)`` blurred over H and W by a Gaussian of ``sigma`` pixels, separably,
-    as ``scipy.ndimage.gaussian_filter(x, (0, 0, sigma, sigma))`` (its defaults: taps out to
-    ``int(4 sigma + 0.5)``, edges mirrored half a pixel out, ``mode="reflect"``)."""
-    xp = get_array_module(x)
-    if not sigma > 0:
-        return x.copy()
-    r = int(4.0 * sigma + 0.5)
-    k = numpy.exp(-0.5 * (numpy.arange(-r, r + 1) / sigma) ** 2)
-    k = (k / k.sum()).astype(x.dtype)
-    for axis in (2, 3):
-        n = x.shape[axis]
-        pad = [(0, 0)] * 4
-        pad[axis] = (r, r)
-        # numpy's "symmetric" is scipy's "reflect"; beyond one image length, pad in steps
-        xpad = x
-        while pad[axis][0] > 0:
-            step = min(pad[axis][0], n)
-            p = [(0, 0)] * 4
-            p[axis] = (step, step)
-            xpad = xp.pad(xpad, p, mode="symmetric")
-            n = xpad.shape[axis]
-            pad[axis] = (pad[axis][0] - step, 0)
-        off = (xpad.shape[axis] - x.shape[axis]) // 2 - r
-        out = xp.zeros_like(x)
-        for t in range(2 * r + 1):
-            sl = [slice(None)] * 4
-            sl[axis] = slice(off + t, off + t + x.shape[axis])
-            out += k[t] * xpad[tuple(sl)]
-        x = out
-    return x
-
-
 def central_units(net, layer, shape, size, region=0.5):
     """A bool map (h, w) of ``layer``'s units whose receptive field is centred in the middle
     ``region`` of an image of ``size=(H, W)`` (0.5: the middle half of each side), for a layer
@@ -276,7 +244,8 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
     receptive field is centred in the middle ``region`` of the image (:func:`central_units`;
     all units when none is), the (channel, position) whose activation rises most above its
     activation on a blurred copy of the image (a Gaussian of ``sigma`` pixels, default
-    ``max(H, W) / 28``, 8 px at 224: :func:`gaussian_blur`), among units that are > 0.
+    ``max(H, W) / 28``, 8 px at 224: :func:`nnviz.functional.gaussian_blur`, scipy's
+    edges and radius), among units that are > 0.
 
     Why: the image border is an edge that a blurred copy keeps, and the network's strongest
     channel on the raw image is often an edge detector firing at the border (the default

@@ -13,7 +13,8 @@ from ..backend import get_array_module
 from ..errors import InputError
 from ..functional import resize_bilinear
 from ..models import out_size, reach
-from .optimize import Result, pixel_bounds, pixel_unit, progress_bar, save_snapshot
+from ..progress import progress_bar
+from .optimize import Result, pixel_bounds, pixel_unit, save_snapshot
 
 
 def dream_objective(net, x, layers, reduce="mean"):

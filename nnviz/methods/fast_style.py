@@ -66,8 +66,9 @@ from ..layers import (
     Upsample,
 )
 from ..models import Net
+from ..progress import progress_bar
 from ..vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB
-from .optimize import Result, progress_bar
+from .optimize import Result
 from .style import content_loss, gram, style_loss, tv_loss
 
 ARCHS = ("johnson", "ulyanov")

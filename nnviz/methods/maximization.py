@@ -16,7 +16,8 @@ import numpy
 
 from .. import backend, targets
 from ..backend import get_array_module
-from .optimize import Result, noise, progress_bar, regularizer_terms, run
+from ..progress import progress_bar
+from .optimize import Result, noise, regularizer_terms, run
 
 
 def as_targets(target, net, n=None):

@@ -13,7 +13,6 @@ divided by ``scale`` (the functions' argument; the loop passes half the pixel ra
 images lie in about [-1, 1] whatever the preprocessing).
 """
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +21,8 @@ import numpy
 from .. import io, render
 from ..backend import get_array_module, to_numpy
 from ..errors import InputError
+from ..functional import gaussian_blur
+from ..progress import progress_bar
 
 # -- regularizers ---------------------------------------------------------------------------
 
@@ -70,18 +71,11 @@ def l2_decay(x, scale=1.0):
 # -- image operations (xp) -----------------------------------------------------------------
 
 
-def gaussian_blur(x, sigma):
-    """Separable Gaussian blur of each channel of ``x: (N, C, H, W)`` (edges replicated), on
-    the array's device (Yosinski et al.'s periodic blur)."""
-    xp = get_array_module(x)
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = numpy.exp(-0.5 * (numpy.arange(-r, r + 1) / sigma) ** 2)
-    k = (k / k.sum()).tolist()
-    h, w = x.shape[2:]
-    p = xp.pad(x, ((0, 0), (0, 0), (r, r), (0, 0)), mode="edge")
-    y = sum(k[i] * p[:, :, i:i + h] for i in range(2 * r + 1))
-    p = xp.pad(y, ((0, 0), (0, 0), (0, 0), (r, r)), mode="edge")
-    return sum(k[i] * p[:, :, :, i:i + w] for i in range(2 * r + 1)).astype(x.dtype, copy=False)
+def periodic_blur(x, sigma):
+    """Yosinski et al. 2015's periodic blur: :func:`nnviz.functional.gaussian_blur` of each
+    channel, out to ``max(1, ⌈3σ⌉)`` pixels, the edge pixels repeated beyond the image (a
+    mirrored edge would pull the border towards the image's inside colours)."""
+    return gaussian_blur(x, sigma, radius=max(1, int(math.ceil(3 * sigma))), mode="nearest")
 
 
 def clip_small_norm(x, percentile):
@@ -179,139 +173,6 @@ class Optimizer:
         self.v = 0.999 * self.v + 0.001 * g * g
         mh, vh = self.m / (1 - 0.9 ** self.t), self.v / (1 - 0.999 ** self.t)
         return x - self.lr * mh / (xp.sqrt(vh) + 1e-8)
-
-
-PROGRESS_EVERY = "NNVIZ_PROGRESS_EVERY"    # seconds between progress lines (default 10)
-
-
-def duration(seconds):
-    """``seconds`` for a reader: ``45 s``, ``1 min 40 s``, ``2 h 5 min``."""
-    s = max(0, int(round(seconds)))
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m} min {s} s" if s else f"{m} min"
-    h, m = divmod(m, 60)
-    return f"{h} h {m} min" if m else f"{h} h"
-
-
-class Progress:
-    """A long loop's progress on stderr, the one kind every command uses: a tqdm bar when
-    stderr is a terminal, else a line every ``$NNVIZ_PROGRESS_EVERY`` seconds (default 10),
-    ``nnviz filters conv4_1: step 120/500, 24%, ~1 min 40 s left``; nothing when ``progress``
-    is False (``-q``). Either way, once the first steps have been timed, a run that will take
-    longer than three such intervals says how long it will take, once. ``update``, ``close``,
-    ``set_postfix`` and ``write`` as tqdm's; :meth:`part` hands a share of the loop to an inner
-    function (the batches of ``filters``) without closing it."""
-
-    def __init__(self, total, desc, progress=True, unit="step", stream=None):
-        self.total, self.desc, self.unit = max(int(total), 0), desc, unit
-        self.stream = stream or sys.stderr
-        self.every = progress_every()
-        self.n, self.start = 0, time.perf_counter()
-        self.last, self.estimated, self.closed, self.first = self.start, False, False, None
-        self.bar = None
-        self.on = bool(progress) and self.total > 0
-        if self.on and _isatty(self.stream):
-            from tqdm import tqdm
-            self.bar = tqdm(total=self.total, desc=desc, unit=unit, file=self.stream, leave=False,
-                            dynamic_ncols=True)
-
-    def write(self, text):
-        if not self.on:
-            return
-        if self.bar is not None:
-            self.bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
-
-    def update(self, k=1):
-        if not self.on or self.closed:
-            return
-        self.n += k
-        if self.bar is not None:
-            self.bar.update(k)
-        now = time.perf_counter()
-        if self.first is None:          # the first step carries the setup: time from its end
-            self.first = (now, self.n)
-        spent = now - self.start
-        t1, n1 = self.first
-        rate = (now - t1) / (self.n - n1) if self.n > n1 else spent / self.n
-        left = rate * max(self.total - self.n, 0)
-        if not self.estimated and self.n > n1 and (self.n >= min(n1 + 3, self.total) or
-                                                   now - t1 >= self.every):
-            self.estimated = True      # once the first steps are timed (or slow): the estimate
-            if spent + left > 3 * self.every and self.n < self.total:
-                self.last = now
-                self.write(f"nnviz {self.desc}: {self.total} {self.unit}s, about "
-                           f"{duration(spent + left)} in all ({rate:.2g} s per "
-                           f"{self.unit})")
-                return
-        if self.bar is None and self.estimated and now - self.last >= self.every and \
-                self.n < self.total:
-            self.last = now
-            self.write(f"nnviz {self.desc}: {self.unit} {self.n}/{self.total}, "
-                       f"{100 * self.n // self.total}%, ~{duration(left)} left")
-
-    def set_postfix(self, *args, **kw):
-        if self.bar is not None:
-            self.bar.set_postfix(*args, **kw)
-
-    def part(self):
-        """This progress for an inner loop: its ``update`` counts here, its ``close`` does
-        nothing."""
-        outer = self
-
-        class _Part:
-            def update(self, k=1):
-                outer.update(k)
-
-            def set_postfix(self, *args, **kw):
-                outer.set_postfix(*args, **kw)
-
-            def write(self, text):
-                outer.write(text)
-
-            def close(self):
-                pass
-        return _Part()
-
-    def close(self):
-        if self.bar is not None and not self.closed:
-            self.bar.close()
-        self.closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def progress_every():
-    """Seconds between progress lines: ``$NNVIZ_PROGRESS_EVERY`` (a number > 0), else 10."""
-    import os
-    try:
-        value = float(os.environ.get(PROGRESS_EVERY, "10"))
-    except ValueError:
-        return 10.0
-    return value if math.isfinite(value) and value > 0 else 10.0
-
-
-def _isatty(stream):
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def progress_bar(total, desc, progress, unit="step"):
-    """The progress of a loop of ``total`` steps (:class:`Progress`); ``progress`` False: none;
-    a :class:`Progress` (or its part): that one, shared (the loop is part of a longer one)."""
-    if hasattr(progress, "update"):
-        return progress.part() if isinstance(progress, Progress) else progress
-    return Progress(total, desc, progress, unit)
 
 
 def save_snapshot(net, x, path, step):
@@ -430,7 +291,7 @@ def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0
                 break
             on = xp.asarray(active.reshape(n, 1, 1, 1))
             if blur_every and (step + 1) % blur_every == 0:
-                new = gaussian_blur(new, blur_sigma)
+                new = periodic_blur(new, blur_sigma)
             if clip_small:
                 new = clip_small_norm(new, clip_small)
             if clip_range:

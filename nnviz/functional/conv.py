@@ -1,15 +1,11 @@
-"""The arithmetic of the layers, as functions of arrays: convolution by im2col and one GEMM,
-its transpose (which *is* the convolution's input gradient), pooling with switches, unpooling,
-bilinear resizing.
+"""Convolution by im2col and one GEMM, its transpose (which *is* the convolution's input
+gradient), the filter gradient, Winograd F(2×2, 3×3) and the kernel-offset route.
 
 Conventions (as PyTorch): images ``x: (N, C, H, W)``; conv filters ``w: (O, C, kh, kw)``;
 a column buffer ``col: (N, C, kh, kw, out_h, out_w)``, which reshaped is the GEMM operand
 ``(N, C*kh*kw, out_h*out_w)``. Geometry: kernel ``kh, kw``, stride ``sy, sx``, padding
-``ph, pw``, dilation ``dy, dx``.
-
-Each routine that NumPy cannot express without loops or copies has a CuPy kernel beside its
-NumPy twin (``im2col``, ``col2im``, ``max_pool2d``, ``max_pool2d_backward``, ``unpool``);
-``xp`` is always taken from the array.
+``ph, pw``, dilation ``dy, dx``. ``im2col`` and ``col2im`` have a CuPy kernel beside their
+NumPy twin; ``xp`` is always taken from the array.
 
 3×3 stride-1 convolutions can also run as Winograd F(2×2, 3×3) (Lavin & Gray 2016), opt-in:
 ``conv2d(..., algorithm="winograd")``, ``with conv_algorithm("winograd"):`` or
@@ -22,8 +18,8 @@ import os
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-from . import backend
-from .backend import get_array_module
+from .. import backend
+from ..backend import get_array_module
 
 
 def pair(v, name="value"):
@@ -195,9 +191,27 @@ def _col2im_gpu(col, h, w, sy, sx, ph, pw, dy, dx):
 # equal or faster. A block has at least COL_BLOCK_MIN_COLUMNS columns (output pixels), for
 # which the GEMM keeps its pace (VGG's 512-channel layers lost 10% at 4 MB without it). On the
 # GPU, blocks of whole images.
-COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_COL_BLOCK_MB", "4")) << 20
+# ``$NNVIZ_COL_BLOCK_MB`` and ``$NNVIZ_GPU_COL_BLOCK_MB`` (megabytes, read at each call)
+# override the defaults below.
+COL_BLOCK_BYTES = 4 << 20
 COL_BLOCK_MIN_COLUMNS = 1024
-GPU_COL_BLOCK_BYTES = int(os.environ.get("NNVIZ_GPU_COL_BLOCK_MB", "2048")) << 20
+GPU_COL_BLOCK_BYTES = 2048 << 20
+
+
+def col_block_budget(gpu=False):
+    """The bytes a column-buffer block may take: ``$NNVIZ_COL_BLOCK_MB`` (on the GPU
+    ``$NNVIZ_GPU_COL_BLOCK_MB``) megabytes when set, else :data:`COL_BLOCK_BYTES`
+    (:data:`GPU_COL_BLOCK_BYTES`)."""
+    name, default = ("NNVIZ_GPU_COL_BLOCK_MB", GPU_COL_BLOCK_BYTES) if gpu else \
+        ("NNVIZ_COL_BLOCK_MB", COL_BLOCK_BYTES)
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"${name}={text!r}: expected a number of megabytes") from None
+    return max(1, int(value * (1 << 20)))
 
 
 def _block_shape(n, rows, row_bytes, budget, row_cols=0):
@@ -214,8 +228,7 @@ def _col_block_shape(n, k, out_h, out_w, itemsize, gpu):
     """``(nb, rb, row_bytes)`` of the blocks of :func:`col_blocks`: ``k = C·kh·kw`` rows of
     the column buffer, ``row_bytes`` for one output row of one image."""
     row_bytes = k * out_w * itemsize
-    nb, rb = _block_shape(n, out_h, row_bytes, GPU_COL_BLOCK_BYTES if gpu else COL_BLOCK_BYTES,
-                          out_w)
+    nb, rb = _block_shape(n, out_h, row_bytes, col_block_budget(gpu), out_w)
     return nb, rb, row_bytes
 
 
@@ -260,6 +273,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, algorithm=None):
     ``b: (O,)`` -> ``y: (N, O, out_h, out_w)``. A GEMM ``(O, C*kh*kw) @ (C*kh*kw, P)`` per
     block of the column buffer (see :func:`col_blocks`); with ``algorithm="winograd"`` (or
     :func:`conv_algorithm`), 3×3 stride-1 layers go through :func:`winograd_conv3x3`."""
+    if backend.is_gpu_array(x):
+        backend.apply_tf32()       # the calling context's TF32 setting (backend.tf32)
     xp = get_array_module(x)
     sy, sx = pair(stride)
     ph, pw = pair(padding)
@@ -303,6 +318,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, dilation=1, output_size=
     :func:`conv2d` computes; that route is taken where it moves fewer bytes
     (:func:`_col2im_cheaper`), or through Winograd when ``algorithm`` asks for it.
     """
+    if backend.is_gpu_array(x):
+        backend.apply_tf32()       # the calling context's TF32 setting (backend.tf32)
     xp = get_array_module(x)
     sy, sx = pair(stride)
     ph, pw = pair(padding)
@@ -353,7 +370,7 @@ def _conv_transpose2d_col2im(x, w, sy, sx, ph, pw, dy, dx, out_h, out_w):
     hp = max(out_h + 2 * ph, (h - 1) * sy + dy * (kh - 1) + 1)
     wp = max(out_w + 2 * pw, (wd - 1) * sx + dx * (kw - 1) + 1)
     img = xp.zeros((n, o, hp, wp), dtype=x.dtype)
-    nb, rb = _block_shape(n, h, o * kh * kw * wd * x.dtype.itemsize, COL_BLOCK_BYTES, wd)
+    nb, rb = _block_shape(n, h, o * kh * kw * wd * x.dtype.itemsize, col_block_budget(), wd)
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         for r0 in range(0, h, rb):
@@ -458,7 +475,7 @@ def winograd_conv3x3(x, u, b=None, padding=(1, 1)):
     y = xp.empty((n, o, 2 * th, 2 * tw), dt)
     y6 = y.reshape(n, o, th, 2, tw, 2)                   # [n, o, ty, i, tx, j]
     nb, rb = _block_shape(n, th, 16 * max(c, o) * tw * dt.itemsize,       # bytes per tile row
-                          GPU_COL_BLOCK_BYTES if backend.is_gpu_array(x) else COL_BLOCK_BYTES)
+                          col_block_budget(backend.is_gpu_array(x)))
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         for t0 in range(0, th, rb):
@@ -516,6 +533,8 @@ def conv2d_grad_weight(x, gy, kh, kw, stride=1, padding=0, dilation=1):
 
     With the roles of ``x`` and ``gy`` exchanged it is also the weight gradient of
     :func:`conv_transpose2d`."""
+    if backend.is_gpu_array(x):
+        backend.apply_tf32()       # the calling context's TF32 setting (backend.tf32)
     xp = get_array_module(x)
     sy, sx = pair(stride)
     ph, pw = pair(padding)
@@ -534,314 +553,6 @@ def conv2d_grad_weight(x, gy, kh, kw, stride=1, padding=0, dilation=1):
         gw += xp.tensordot(g, col, axes=([0, 2], [0, 2]))              # sum over images and P
     return gw.reshape(o, c, kh, kw)
 
-
-# ---------------------------------------------------------------------------------------
-# pooling
-# ---------------------------------------------------------------------------------------
-
-def max_pool2d(x, kh, kw, sy, sx, ph, pw):
-    """Max pooling with switches, as PyTorch's ``max_pool2d(return_indices=True)``.
-
-    Returns ``y: (N, C, out_h, out_w)`` and ``switches: (N, C, out_h, out_w)`` int64, the index
-    of each window's maximum in the flattened ``H*W`` input plane (the first maximum on ties).
-    """
-    if backend.is_gpu_array(x):
-        return _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw)
-    n, c, h, w = x.shape
-    out_h, out_w = conv_outsize(h, kh, sy, ph), conv_outsize(w, kw, sx, pw)
-    if (kh, kw, sy, sx, ph, pw) == (2, 2, 2, 2, 0, 0):
-        pooled = _max_pool2x2(x, out_h, out_w)
-        if pooled is not None:
-            return pooled
-    x = pad(x, ph, pw, -numpy.inf)
-    # A running maximum over the kh*kw offsets of the window (strided views, no column
-    # buffer). Strictly greater wins, so the first maximum is kept on ties; a NaN always wins,
-    # as in PyTorch.
-    y = k = None
-    for i in range(kh):
-        for j in range(kw):
-            v = x[:, :, i:i + sy * (out_h - 1) + 1:sy, j:j + sx * (out_w - 1) + 1:sx]
-            if y is None:
-                y, k = v.copy(), numpy.zeros(v.shape, numpy.int64)
-                continue
-            better = (v > y) | numpy.isnan(v)
-            numpy.copyto(y, v, where=better)
-            numpy.copyto(k, i * kw + j, where=better)
-    rows = numpy.arange(out_h).reshape(-1, 1) * sy - ph + k // kw
-    cols = numpy.arange(out_w) * sx - pw + k % kw
-    return y, rows * w + cols
-
-
-def _max_pool2x2(x, out_h, out_w):
-    """2×2 windows with stride 2 (VGG's pooling) in two halving steps: the maximum of each
-    pair of columns, then of each pair of rows. Taking the columns first keeps PyTorch's
-    choice on ties (the first maximum in row-major order). Returns None when the input has
-    a NaN, which the general path places as PyTorch does."""
-    w = x.shape[3]
-    x = x[:, :, :2 * out_h, :2 * out_w]
-    left, right = x[..., 0::2], x[..., 1::2]                    # (N, C, 2*out_h, out_w)
-    right_wins = right > left
-    m = numpy.maximum(left, right)
-    top, bottom = m[:, :, 0::2], m[:, :, 1::2]                  # (N, C, out_h, out_w)
-    bottom_wins = bottom > top
-    y = numpy.maximum(top, bottom)
-    if numpy.isnan(y).any():
-        return None
-    switches = bottom_wins * numpy.int64(w)
-    switches += numpy.where(bottom_wins, right_wins[:, :, 1::2], right_wins[:, :, 0::2])
-    switches += numpy.arange(out_h).reshape(-1, 1) * (2 * w) + numpy.arange(out_w) * 2
-    return y, switches
-
-
-def _max_pool2d_gpu(x, kh, kw, sy, sx, ph, pw):
-    cupy = backend.cupy
-    n, c, h, w = x.shape
-    out_h = conv_outsize(h, kh, sy, ph)
-    out_w = conv_outsize(w, kw, sx, pw)
-    y = cupy.empty((n, c, out_h, out_w), dtype=x.dtype)
-    switches = cupy.empty((n, c, out_h, out_w), dtype=cupy.int64)
-    kernel = backend.elementwise_kernel(
-        f"raw T x, {GEOMETRY_PARAMS}",
-        "T y, int64 switches",
-        """
-        // Sizes: i, the plane offset and the switch (an index into one H*W plane) in 64 bits
-        // (x past 2^31 elements, planes past 2^31 pixels); positions (< 2^31 per side) in 32.
-        // One i per window; each writes only its own y and switch.
-        int ox = i % out_w;
-        int oy = i / out_w % out_h;
-        ptrdiff_t plane = i / ((ptrdiff_t)out_w * out_h);
-        const T* p = &x[plane * h * w];
-        int top = oy * sy - ph, left = ox * sx - pw;
-        T best = 0;
-        ptrdiff_t arg = -1;
-        for (int ii = 0; ii < kh; ++ii) {
-            int yy = top + ii;
-            if (yy < 0 || yy >= h) continue;
-            for (int j = 0; j < kw; ++j) {
-                int xx = left + j;
-                if (xx < 0 || xx >= w) continue;
-                T v = p[(ptrdiff_t)yy * w + xx];
-                if (arg < 0 || v > best || isnan(v)) {
-                    best = v;
-                    arg = (ptrdiff_t)yy * w + xx;
-                    if (isnan(v)) { ii = kh; break; }
-                }
-            }
-        }
-        y = best;
-        switches = arg;
-        """,
-        "nnviz_max_pool2d")
-    kernel(cupy.ascontiguousarray(x), h, w, out_h, out_w, kh, kw, sy, sx, ph, pw, y, switches)
-    return y, switches
-
-
-def unpool(x, switches, out_h, out_w, accumulate):
-    """Place each value of ``x: (N, C, h, w)`` at its switch in a zero ``(N, C, out_h, out_w)``.
-
-    ``accumulate=True`` sums values that share a switch (the gradient of max pooling with
-    overlapping windows); ``accumulate=False`` lets the last write win, exactly as PyTorch's
-    ``max_unpool2d``. With non-overlapping windows the two agree.
-    """
-    xp = get_array_module(x)
-    n, c = x.shape[:2]
-    out = xp.zeros((n * c, out_h * out_w), dtype=x.dtype)
-    if xp is numpy or accumulate:
-        # flat indices into out: the switch plus the start of its (image, channel) plane
-        flat = (switches.reshape(n * c, -1)
-                + xp.arange(0, n * c * out_h * out_w, out_h * out_w).reshape(-1, 1)).reshape(-1)
-    if xp is numpy:
-        if accumulate:
-            numpy.add.at(out.reshape(-1), flat, x.reshape(-1))
-        else:
-            out.reshape(-1)[flat] = x.reshape(-1)
-    elif accumulate:       # values that share a switch are summed: atomics, in CuPy's scatter
-        backend.cupyx.scatter_add(out.reshape(-1), flat, x.reshape(-1))
-    else:
-        # Sizes: i and the flat index into out in 64 bits (out past 2^31 elements). One i per
-        # value of x; with distinct switches (non-overlapping windows) no two i write the same
-        # element of out, else the last write wins in an unspecified order, as in PyTorch.
-        kernel = backend.elementwise_kernel(
-            "T x, int64 sw, int64 plane_in, int64 plane_out", "raw T out",
-            "out[(i / plane_in) * plane_out + sw] = x;",
-            "nnviz_unpool")
-        kernel(xp.ascontiguousarray(x), xp.ascontiguousarray(switches),
-               x.shape[2] * x.shape[3], out_h * out_w, out)
-    return out.reshape(n, c, out_h, out_w)
-
-
-def max_pool2d_backward(gy, switches, h, w, overlapping):
-    """Input gradient of max pooling: each window's gradient goes to its switch (Zeiler's
-    unpooling). ``overlapping`` windows sum what lands on a shared pixel."""
-    return unpool(gy, switches, h, w, accumulate=overlapping)
-
-
-def unpool_backward(gy, switches):
-    """Input gradient of :func:`unpool` (with distinct switches): read ``gy`` at the switches."""
-    xp = get_array_module(gy)
-    n, c = switches.shape[:2]
-    flat = gy.reshape(n, c, -1)
-    return xp.take_along_axis(flat, switches.reshape(n, c, -1), axis=2).reshape(switches.shape)
-
-
-def avg_pool2d(x, kh, kw, sy, sx, ph, pw):
-    """Average pooling as PyTorch's ``avg_pool2d`` (zero padding counted in the mean)."""
-    col = im2col(x, kh, kw, sy, sx, ph, pw)
-    return col.sum(axis=(2, 3)) / (kh * kw)
-
-
-def avg_pool2d_backward(gy, h, w, kh, kw, sy, sx, ph, pw):
-    xp = get_array_module(gy)
-    n, c, out_h, out_w = gy.shape
-    col = xp.broadcast_to((gy / (kh * kw))[:, :, None, None], (n, c, kh, kw, out_h, out_w))
-    return col2im(xp.ascontiguousarray(col), h, w, sy, sx, ph, pw)
-
-
-def window_origins(like, h, w, stride, padding):
-    """For pooling outputs shaped as ``like`` (N, C, out_h, out_w) over an ``h × w`` plane, the
-    flat index of each window's first (top-left) pixel, clamped into the plane: switches that
-    ignore the values (the deconvnet "without switches")."""
-    xp = get_array_module(like)
-    oh, ow = like.shape[2:]
-    rows = xp.clip(xp.arange(oh) * stride[0] - padding[0], 0, h - 1)
-    cols = xp.clip(xp.arange(ow) * stride[1] - padding[1], 0, w - 1)
-    idx = (rows[:, None] * w + cols[None, :]).astype(xp.int64)
-    return xp.ascontiguousarray(xp.broadcast_to(idx, like.shape))
-
-
-# ---------------------------------------------------------------------------------------
-# ReLU and resizing
-# ---------------------------------------------------------------------------------------
-
-def relu(x):
-    """``max(x, 0)`` and the mask ``x > 0`` its backward rules need."""
-    return get_array_module(x).maximum(x, 0), x > 0
-
-
-def resize_bilinear(m, h, w):
-    """Bilinear resize of ``m: (..., h0, w0)`` to ``(..., h, w)`` with half-pixel centres
-    (PyTorch's ``interpolate(mode="bilinear", align_corners=False)`` without antialiasing,
-    OpenCV's ``resize``), as two small matrix products; NumPy and CuPy."""
-    xp = get_array_module(m)
-
-    def matrix(n_out, n_in):
-        src = numpy.maximum((numpy.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0)
-        i0 = numpy.minimum(numpy.floor(src).astype(int), n_in - 1)
-        i1 = numpy.minimum(i0 + 1, n_in - 1)
-        f = src - i0
-        a = numpy.zeros((n_out, n_in))
-        numpy.add.at(a, (numpy.arange(n_out), i0), 1 - f)
-        numpy.add.at(a, (numpy.arange(n_out), i1), f)
-        return xp.asarray(a, dtype=m.dtype)
-
-    rows, cols = matrix(h, m.shape[-2]), matrix(w, m.shape[-1])
-    return xp.matmul(xp.matmul(rows, m), cols.T)
-
-
-# ---------------------------------------------------------------------------------------
-# feed-forward style networks (Johnson et al. 2016, Ulyanov et al. 2016): reflection
-# padding, instance normalization, nearest upsampling, channel concatenation
-# ---------------------------------------------------------------------------------------
-
-def reflection_pad2d(x, left, right, top, bottom):
-    """``x: (N, C, H, W)`` padded by reflection (the edge pixel not repeated), as PyTorch's
-    ``ReflectionPad2d((left, right, top, bottom))``: (N, C, top+H+bottom, left+W+right)."""
-    xp = get_array_module(x)
-    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), mode="reflect")
-
-
-def _fold_reflection(g, lo, hi, axis):
-    """Along ``axis`` of ``g`` (padded by ``lo``/``hi`` reflected entries): the gradient of
-    the unpadded array, each reflected entry added to the entry it copies."""
-    n = g.shape[axis] - lo - hi
-
-    def part(a, b, step=1):
-        s = [slice(None)] * g.ndim
-        s[axis] = slice(a, b, step)
-        return tuple(s)
-    out = g[part(lo, lo + n)].copy()
-    if lo:     # padded entry i (< lo) copies entry lo - i: entries lo..1 of the input
-        out[part(1, lo + 1)] += g[part(lo - 1, None, -1)]
-    if hi:     # padded entry lo + n + j copies entry n - 2 - j: entries n-2 .. n-1-hi
-        out[part(n - 1 - hi, n - 1)] += g[part(lo + n + hi - 1, lo + n - 1, -1)]
-    return out
-
-
-def reflection_pad2d_backward(gy, left, right, top, bottom):
-    """Input gradient of :func:`reflection_pad2d`: ``gy: (N, C, top+H+bottom, left+W+right)``
-    -> (N, C, H, W), the reflected rows and columns added back where they came from."""
-    return _fold_reflection(_fold_reflection(gy, top, bottom, 2), left, right, 3)
-
-
-KEPT_SCRATCH_BYTES = 64 << 20    # the largest scratch array that instance_norm keeps
-
-
-def instance_norm(x, eps):
-    """Each (sample, channel) plane of ``x: (N, C, H, W)`` normalized by its own mean and
-    biased variance: ``x̂ = (x − μ) / √(σ² + ε)``; returns ``x̂`` and ``1/√(σ² + ε)``
-    (N, C, 1, 1)."""
-    xp = get_array_module(x)
-    mu = x.mean(axis=(2, 3), keepdims=True)
-    d = x - mu
-    # the squares in a buffer kept between calls (warm pages), unless it would keep much
-    sq = xp.multiply(d, d, out=backend.workspace(xp, x.dtype, "instance_norm", x.shape)
-                     if x.nbytes <= KEPT_SCRATCH_BYTES else None)
-    inv = 1 / xp.sqrt(sq.mean(axis=(2, 3), keepdims=True) + x.dtype.type(eps))
-    d *= inv
-    return d, inv
-
-
-def instance_norm_backward(gxhat, xhat, inv):
-    """Input gradient of :func:`instance_norm` from the gradient ``gxhat`` at ``x̂``:
-    ``(g − mean(g) − x̂ · mean(g x̂)) / √(σ² + ε)``, means over each plane."""
-    g_mean = gxhat.mean(axis=(2, 3), keepdims=True)
-    gx_mean = (gxhat * xhat).mean(axis=(2, 3), keepdims=True)
-    return (gxhat - g_mean - xhat * gx_mean) * inv
-
-
-def upsample_nearest(x, sy, sx):
-    """``x: (N, C, H, W)`` -> (N, C, H·sy, W·sx), each pixel repeated ``sy × sx`` times
-    (PyTorch's ``interpolate(mode="nearest")`` by an integer factor)."""
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    # the columns repeated (a contiguous copy), then each row written sy times: two passes
-    # with long inner loops, 2-3x faster than one copy of a 6-d broadcast
-    y = xp.empty((n, c, h, sy, w * sx), x.dtype)
-    y[...] = xp.repeat(x, sx, axis=3)[:, :, :, None, :]
-    return y.reshape(n, c, h * sy, w * sx)
-
-
-def _sum_slices(a, axis):
-    """``a.sum(axis)`` as a chain of whole-array adds of its slices along ``axis`` (NumPy's
-    reduction over a short strided axis runs an inner loop of that length: 10-15x slower)."""
-    parts = [a[(slice(None),) * axis + (i,)] for i in range(a.shape[axis])]
-    if len(parts) == 1:
-        return parts[0]
-    out = get_array_module(a).add(parts[0], parts[1])
-    for p in parts[2:]:
-        out += p
-    return out
-
-
-def upsample_nearest_backward(gy, sy, sx):
-    """Input gradient of :func:`upsample_nearest`: the sum over each ``sy × sx`` block."""
-    n, c, hs, ws = gy.shape
-    g6 = gy.reshape(n, c, hs // sy, sy, ws // sx, sx)
-    return get_array_module(gy).ascontiguousarray(_sum_slices(_sum_slices(g6, 3), 4))
-
-
-def concat_channels(xs):
-    """Arrays (N, Cᵢ, H, W) joined along the channels: (N, ΣCᵢ, H, W)."""
-    return get_array_module(*xs).concatenate(xs, axis=1)
-
-
-def split_channels(gy, sizes):
-    """Input gradients of :func:`concat_channels`: ``gy`` cut into ``sizes`` channels."""
-    out, c = [], 0
-    for s in sizes:
-        out.append(gy[:, c:c + s])
-        c += s
-    return out
 
 
 OFFSETS_MAX_BYTES = 512 << 20     # the kernel-offset buffer of one image, at most
@@ -913,3 +624,4 @@ def conv2d_grad_weight_offsets(x, gy, kh, kw, stride=1, padding=0, dilation=1):
                   j * dx:j * dx + (out_w - 1) * sx + 1:sx] = gy[k]
         gw += d.reshape(o * kh * kw, hp * wp) @ xpad[k].reshape(c, hp * wp).T
     return gw.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+
