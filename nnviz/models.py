@@ -14,7 +14,7 @@ import numpy
 from . import backend, functional, vgg
 from . import rules as R
 from . import weights as W
-from .errors import InputError
+from .errors import BadShape, InputError
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .vgg import CAFFE_MEAN_BGR, CONFIGS, TOP_LAYERS, TOP_SIZE, TORCH_MEAN_RGB, TORCH_STD_RGB
 
@@ -105,6 +105,18 @@ class Net:
         finally:
             self.checking_finite = old
 
+    def locate_nonfinite(self, run):
+        """Where a computation goes non-finite: ``run()`` (a call that runs this net forward
+        and maybe back) once more with :meth:`finite_checks` on; the one line naming the first
+        layer whose output (forward) or passed-down signal (backward) is not finite, or None
+        when every layer stayed finite. The one NaN locator of nnviz."""
+        try:
+            with self.finite_checks():
+                run()
+        except InputError as e:
+            return str(e)
+        return None
+
     def _not_finite(self, a):
         return not bool(backend.get_array_module(a).isfinite(a).all())
 
@@ -118,20 +130,42 @@ class Net:
                 bad.append(f"{name}/{p} holds {k} non-finite values")
         return f" ({'; '.join(bad)})" if bad else ""
 
-    def _check_top(self, x_shape, until):
-        """Fully connected layers only for a 224×224 input."""
+    def needs_size(self, layer):
+        """The input size ``(H, W)`` that ``layer`` can only be reached from (a VGG's fully
+        connected layers and everything after them: 224×224), or None (any size)."""
         names = self.layer_names
-        if self.arch not in CONFIGS or "flatten" not in self.layers:
-            return until
-        first_fc = names.index("flatten")
-        if tuple(x_shape[2:]) == (TOP_SIZE, TOP_SIZE):
-            return until
+        if self.arch not in CONFIGS or "flatten" not in self.layers or layer not in self.layers:
+            return None
+        return (TOP_SIZE, TOP_SIZE) if names.index(layer) >= names.index("flatten") else None
+
+    def check_size(self, layer, size, what=None, option=None):
+        """``layer`` if it can be reached from an input of ``size`` ((H, W) or a batch's
+        shape (N, C, H, W)); else a
+        :class:`BadShape` naming ``what`` (default: the layer) and the size it needs
+        (``option``: how the user sets it, e.g. ``--size``). The one "needs 224 px" check."""
+        need = self.needs_size(layer)
+        shape = tuple(int(v) for v in size)
+        size = shape[-2:]
+        if need is None or size == need:
+            return layer
+        what = what or f"layer {layer!r}"
+        if option:
+            raise BadShape(f"{what} needs {option} {need[0]} (the fully connected layers take "
+                           f"{need[0]}×{need[1]} images), got {option} "
+                           f"{size[0] if size[0] == size[1] else size}")
+        got = f"input of shape {shape}" if len(shape) == 4 else f"an input of size {size[0]}×{size[1]}"
+        raise BadShape(f"{what} needs a {need[0]}×{need[1]} input (the fully connected layers "
+                       f"take pool5 of shape (N, 512, 7, 7)), got {got}; ask for a layer up to "
+                       f"pool5 instead")
+
+    def _check_top(self, x_shape, until):
+        """Fully connected layers only for a 224×224 input: ``until`` as it may be reached
+        (None: the convolutional part only, up to pool5, for another size)."""
         if until is None:
-            return names[first_fc - 1]   # the convolutional part only, up to pool5
-        if names.index(until) >= first_fc:
-            raise ValueError(f"layer {until!r} needs a {TOP_SIZE}×{TOP_SIZE} input (the fully "
-                             f"connected layers take pool5 of shape (N, 512, 7, 7)), got input of "
-                             f"shape {tuple(x_shape)}; ask for a layer up to pool5 instead")
+            if "flatten" in self.layers and self.needs_size("flatten") not in (None, tuple(x_shape[2:])):
+                return self.layer_names[self.layer_names.index("flatten") - 1]
+            return until
+        self.check_size(until, x_shape, f"layer {until!r}")
         return until
 
     def forward(self, x, until=None):

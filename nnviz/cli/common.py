@@ -483,17 +483,15 @@ def say(args, *msg):
 
 
 def finite_or_explain(net, result, rerun, what):
-    """``result`` if every value is finite; else run ``rerun()`` again with the net's finite
-    checks on (:meth:`nnviz.models.Net.finite_checks`) to find the first layer, forward, or
-    going back, whose output is not finite, and raise :class:`InputError` naming it."""
+    """``result`` if every value is finite; else :meth:`nnviz.models.Net.locate_nonfinite` of
+    ``rerun`` names the first layer, forward or going back, whose output is not finite, in an
+    :class:`InputError`."""
     xp = backend.get_array_module(result)
     if bool(xp.isfinite(result).all()):
         return result
-    try:
-        with net.finite_checks():
-            rerun()
-    except InputError as e:
-        raise InputError(f"{what}: {e}") from None
+    where = net.locate_nonfinite(rerun)
+    if where is not None:
+        raise InputError(f"{what}: {where}")
     raise InputError(f"{what}: the result is not finite (NaN or Inf), though every layer's "
                      "output was finite when run again")
 

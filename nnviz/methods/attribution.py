@@ -53,15 +53,10 @@ def _as_batch(net, x):
 
 
 def _forward(net, x, layer):
-    """Run ``x`` up to ``layer``; a fully connected layer at a size other than 224 is an
-    InputError (the user asked for the impossible), as is an unknown layer."""
+    """Run ``x`` up to ``layer``; an unknown layer, or a fully connected layer at a size other
+    than 224 (:meth:`nnviz.models.Net.check_size`), is an InputError."""
     targets.Target(layer, 0).check(net)
-    try:
-        net.forward(x, until=layer)
-    except ValueError as e:
-        if "needs a" in str(e):
-            raise InputError(str(e)) from None
-        raise
+    net.forward(x, until=layer)
     return net.activations[layer]
 
 
