@@ -74,13 +74,26 @@ class Net:
                 layer.requires_grad = flag
         return self
 
-    def parameters(self):
-        """``(name, array)`` pairs, ``"conv1_1/weight"`` style, in layer order."""
-        for lname, layer in self.layers.items():
+    def named_parameters(self):
+        """``(key, layer, attr)`` of every parameter, in layer order: ``key`` as
+        ``"conv1_1/weight"`` or, inside a block, ``"res1/conv1/weight"``; ``layer`` the layer that
+        holds it and ``attr`` its attribute. The one walk over a net's parameters."""
+        def walk(prefix, layer):
+            inner = getattr(layer, "layers", None)           # a block: its sub-layers
+            if isinstance(inner, dict):
+                for n, sub in inner.items():
+                    yield from walk(f"{prefix}{n}/", sub)
+                return
             for p in layer.params:
-                a = getattr(layer, p)
-                if a is not None:
-                    yield f"{lname}/{p}", a
+                if getattr(layer, p, None) is not None:
+                    yield f"{prefix}{p}", layer, p
+        for name, layer in self.layers.items():
+            yield from walk(f"{name}/", layer)
+
+    def parameters(self):
+        """``(key, array)`` pairs of :meth:`named_parameters`."""
+        for key, layer, p in self.named_parameters():
+            yield key, getattr(layer, p)
 
     def check_layer(self, name, what="layer"):
         """``name`` if the net has that layer; else a KeyError listing the layers (an
