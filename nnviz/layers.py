@@ -4,9 +4,16 @@ Every layer has ``forward(x) -> y``, which keeps exactly what its backward rules
 attributes: ``input``, ``positive``, ``switches``, ``input_shape``), ``gradient(dy) -> dx``
 (its gradient, written out), and ``backward(dy, rule="backprop") -> dx``, which asks the rule
 (:mod:`nnviz.rules`; a rule name or object, default the gradient) how to pass ``dy`` down.
+Each declares its ``family`` (``"convolution"``, ``"linear"``, ``"pooling"``, ``"maxpool"``,
+``"activation"``, ``"norm"``, ``"shape"``, ``"block"``: what composites match on).
+
 Parameterized layers hold ``weight`` and ``bias`` (PyTorch layouts: conv ``(O, C, kh, kw)``,
 transposed conv ``(C, O, kh, kw)``, linear ``(out, in)``) and, after a gradient, ``grad_weight``
-and ``grad_bias`` unless ``requires_grad`` is False. A layer computes in its input's dtype;
+and ``grad_bias`` unless ``requires_grad`` is False. They offer their own map, which their
+forward and gradient use and the LRP rules call with modified parameters:
+``affine(x, weight, bias)`` (the output for input ``x``; ``bias`` None: none) and
+``affine_t(g, weight, x)`` (the transpose of its linear part applied to ``g``, shaped as ``x``).
+Pooling layers offer theirs with ``weight=None``. A layer computes in its input's dtype;
 parameters are cast to it.
 """
 import numpy
@@ -14,12 +21,14 @@ import numpy
 from . import functional as F
 from . import rules as R
 from .backend import get_array_module
+from .errors import BadShape
 
 
 class Layer:
     """Base class: a name (set by the net that holds the layer) for error messages."""
 
     name = None
+    family = None
     params = ()
     input_shape = None
     output_shape = None          # set by forward; None until then
@@ -33,17 +42,20 @@ class Layer:
         the LRP rules). A layer keeps its input only when ``requires_grad``; a
         :class:`~nnviz.models.Net` hands it the previous layer's output."""
         rule = R.for_layer(rule, self)
-        self._check_grad(dy)
-        if not rule.needs_input:
-            return rule.backward(self, dy)
-        x = getattr(self, "input", None) if x is None else x
+        self.check_signal(dy)
+        if rule.needs_input:
+            x = self.rule_input(rule, getattr(self, "input", None) if x is None else x)
+        return rule.backward(self, dy, x)
+
+    def rule_input(self, rule, x):
+        """``x``, the forward input that ``rule`` reads, checked against the forward's."""
         if x is None:
             raise RuntimeError(f"{self._where()}: rule {rule.name!r} needs the layer's forward "
                                f"input: pass x=, or run the layer in a Net")
         if tuple(x.shape) != tuple(self.input_shape):
             raise ValueError(f"{self._where()}: input of shape {tuple(x.shape)} for rule "
                              f"{rule.name!r} does not match the forward input {tuple(self.input_shape)}")
-        return rule.backward(self, dy, x)
+        return x
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
@@ -74,7 +86,8 @@ class Layer:
         self.input = x if keep_input else None
         self.input_shape, self.output_shape = x.shape, y.shape
 
-    def _check_grad(self, dy):
+    def check_signal(self, dy):
+        """Raise unless ``dy`` is shaped as the output of the last forward."""
         if self.output_shape is None:
             raise RuntimeError(f"{self._where()}: backward called before forward")
         if tuple(dy.shape) != tuple(self.output_shape):
@@ -110,6 +123,8 @@ class Conv2d(_Parameterized):
     The input gradient is :func:`nnviz.functional.conv_transpose2d` with the same filters.
     """
 
+    family = "convolution"
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  bias=True, dtype=numpy.float32):
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -129,20 +144,28 @@ class Conv2d(_Parameterized):
         h, w = x.shape[2:]
         if min(F.conv_outsize(h, self.kh, self.stride[0], self.padding[0], self.dilation[0]),
                F.conv_outsize(w, self.kw, self.stride[1], self.padding[1], self.dilation[1])) < 1:
-            raise ValueError(f"{self._where()}: input of shape {tuple(x.shape)} is smaller than the "
+            raise BadShape(f"{self._where()}: input of shape {tuple(x.shape)} is smaller than the "
                              f"(dilated) kernel {(self.kh, self.kw)} with padding {self.padding}")
-        y = F.conv2d(x, self._param("weight", x.dtype), self._param("bias", x.dtype),
-                     self.stride, self.padding, self.dilation)
+        y = self.affine(x, self._param("weight", x.dtype), self._param("bias", x.dtype))
         self._keep(x, y, self.requires_grad)
         return y
+
+    def affine(self, x, weight, bias=None):
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
+
+    def affine_t(self, g, weight, x):
+        return self._transpose(g, weight, x.shape)
+
+    def _transpose(self, g, weight, shape):
+        return F.conv_transpose2d(g, weight, None, self.stride, self.padding, self.dilation,
+                                  output_size=shape[2:])
 
     def gradient(self, dy):
         if self.requires_grad:
             gw = F.conv2d_grad_weight(self.input, dy, self.kh, self.kw, self.stride,
                                       self.padding, self.dilation)
             self._set_grads(gw, None if self.bias is None else dy.sum(axis=(0, 2, 3)))
-        return F.conv_transpose2d(dy, self._param("weight", dy.dtype), None, self.stride,
-                                  self.padding, self.dilation, output_size=self.input_shape[2:])
+        return self._transpose(dy, self._param("weight", dy.dtype), self.input_shape)
 
 
 class ConvTranspose2d(_Parameterized):
@@ -151,6 +174,8 @@ class ConvTranspose2d(_Parameterized):
     x: (N, C, H, W) -> y: (N, O, H', W') with H' = (H-1)*sy - 2*ph + dy*(kh-1) + oph + 1;
     weight (C, O, kh, kw); bias (O,). Its input gradient is a convolution with the same filters.
     """
+
+    family = "convolution"
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, bias=True, dilation=1, dtype=numpy.float32):
@@ -174,11 +199,16 @@ class ConvTranspose2d(_Parameterized):
 
     def forward(self, x):
         self._check_input(x, 4, self.in_channels)
-        y = F.conv_transpose2d(x, self._param("weight", x.dtype), self._param("bias", x.dtype),
-                               self.stride, self.padding, self.dilation,
-                               output_padding=self.output_padding)
+        y = self.affine(x, self._param("weight", x.dtype), self._param("bias", x.dtype))
         self._keep(x, y, self.requires_grad)
         return y
+
+    def affine(self, x, weight, bias=None):
+        return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.dilation,
+                                  output_padding=self.output_padding)
+
+    def affine_t(self, g, weight, x):
+        return F.conv2d(g, weight, None, self.stride, self.padding, self.dilation)
 
     def gradient(self, dy):
         if self.requires_grad:
@@ -186,13 +216,14 @@ class ConvTranspose2d(_Parameterized):
             gw = F.conv2d_grad_weight(dy, self.input, self.kh, self.kw, self.stride,
                                       self.padding, self.dilation)
             self._set_grads(gw, None if self.bias is None else dy.sum(axis=(0, 2, 3)))
-        return F.conv2d(dy, self._param("weight", dy.dtype), None, self.stride, self.padding,
-                        self.dilation)
+        return self.affine_t(dy, self._param("weight", dy.dtype), None)
 
 
 class ReLU(Layer):
     """``max(x, 0)``; keeps the mask ``positive = x > 0`` for its backward rules
     (:mod:`nnviz.rules`: backprop, deconvnet, guided, pass)."""
+
+    family = "activation"
 
     def forward(self, x):
         self._check_input(x, x.ndim if hasattr(x, "ndim") else 4)
@@ -205,6 +236,8 @@ class ReLU(Layer):
 
 
 class _Pool(Layer):
+    family = "pooling"
+
     def __init__(self, kernel_size, stride=None, padding=0):
         self.kh, self.kw = F.pair(kernel_size, "kernel_size")
         self.stride = (self.kh, self.kw) if stride is None else F.pair(stride, "stride")
@@ -223,7 +256,7 @@ class _Pool(Layer):
         h, w = x.shape[2:]
         if min(F.conv_outsize(h, self.kh, self.stride[0], self.padding[0]),
                F.conv_outsize(w, self.kw, self.stride[1], self.padding[1])) < 1:
-            raise ValueError(f"{self._where()}: input of shape {tuple(x.shape)} is smaller than "
+            raise BadShape(f"{self._where()}: input of shape {tuple(x.shape)} is smaller than "
                              f"the pooling window {(self.kh, self.kw)}")
 
 
@@ -231,7 +264,10 @@ class MaxPool2d(_Pool):
     """Max pooling, as ``torch.nn.MaxPool2d``; records ``switches`` (N, C, out_h, out_w): the
     index of each window's maximum in the flattened H×W input plane (PyTorch's
     ``return_indices``). The gradient goes to the switches (Zeiler's unpooling); the rule
-    ``no_switches`` sends it to each window's first pixel instead."""
+    ``no_switches`` sends it to each window's first pixel instead (:meth:`unpool` to
+    :meth:`first_pixels`)."""
+
+    family = "maxpool"
 
     def forward(self, x):
         self._check_input(x)
@@ -245,13 +281,39 @@ class MaxPool2d(_Pool):
         return self.stride[0] < self.kh or self.stride[1] < self.kw
 
     def gradient(self, dy):
+        return self.unpool(dy, self.switches)
+
+    def unpool(self, dy, switches):
+        """``dy`` (shaped as the output) routed to the input pixels that ``switches`` (flat
+        indices in each H×W plane) name; overlapping windows add what lands on one pixel."""
         h, w = self.input_shape[2:]
-        return F.max_pool2d_backward(dy, self.switches, h, w, self.overlapping)
+        return F.max_pool2d_backward(dy, switches, h, w, self.overlapping)
+
+    def first_pixels(self):
+        """The switches of each window's first (top-left) pixel, clamped into the plane."""
+        h, w = self.input_shape[2:]
+        return F.window_origins(self.switches, h, w, self.stride, self.padding)
+
+    def affine(self, x, weight=None, bias=None):
+        """The map at ``x``: each window's maximum (``weight``, ``bias``: none)."""
+        return F.max_pool2d(x, *self._geometry())[0]
+
+    def affine_t(self, g, weight, x):
+        """The transpose of the map that picks each window's maximum of ``x``."""
+        h, w = x.shape[2:]
+        return F.max_pool2d_backward(g, F.max_pool2d(x, *self._geometry())[1], h, w,
+                                     self.overlapping)
+
+    def average(self):
+        """An average pooling of the same windows (the proportional rule reads the window so)."""
+        return AvgPool2d((self.kh, self.kw), self.stride, self.padding)
 
 
 class MaxUnpool2d(_Pool):
     """Inverse of max pooling, as ``torch.nn.MaxUnpool2d``: ``forward(x, switches,
     output_size=None)`` puts each value at its switch in a zero map."""
+
+    family = "shape"
 
     def forward(self, x, switches, output_size=None):
         self._check_input(x)
@@ -288,9 +350,16 @@ class AvgPool2d(_Pool):
     def forward(self, x):
         self._check_input(x)
         self._check_size(x)
-        y = F.avg_pool2d(x, *self._geometry())
+        y = self.affine(x)
         self._keep(x, y, False)
         return y
+
+    def affine(self, x, weight=None, bias=None):
+        """The map (linear, no parameters)."""
+        return F.avg_pool2d(x, *self._geometry())
+
+    def affine_t(self, g, weight, x):
+        return F.avg_pool2d_backward(g, x.shape[2], x.shape[3], *self._geometry())
 
     def gradient(self, dy):
         h, w = self.input_shape[2:]
@@ -299,6 +368,8 @@ class AvgPool2d(_Pool):
 
 class Linear(_Parameterized):
     """``y = x Wᵀ + b``, as ``torch.nn.Linear``: x: (N, in) -> y: (N, out); weight (out, in)."""
+
+    family = "linear"
 
     def __init__(self, in_features, out_features, bias=True, dtype=numpy.float32):
         self.in_features, self.out_features = in_features, out_features
@@ -310,20 +381,29 @@ class Linear(_Parameterized):
 
     def forward(self, x):
         self._check_input(x, 2, self.in_features)
-        y = x @ self._param("weight", x.dtype).T
-        if self.bias is not None:
-            y += self._param("bias", x.dtype)
+        y = self.affine(x, self._param("weight", x.dtype), self._param("bias", x.dtype))
         self._keep(x, y, self.requires_grad)
         return y
+
+    def affine(self, x, weight, bias=None):
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    def affine_t(self, g, weight, x=None):
+        return g @ weight
 
     def gradient(self, dy):
         if self.requires_grad:
             self._set_grads(dy.T @ self.input, None if self.bias is None else dy.sum(axis=0))
-        return dy @ self._param("weight", dy.dtype)
+        return self.affine_t(dy, self._param("weight", dy.dtype))
 
 
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W) in C, H, W order, as ``torch.nn.Flatten``."""
+
+    family = "shape"
 
     def forward(self, x):
         self._check_input(x, x.ndim if hasattr(x, "ndim") and x.ndim >= 2 else 2)
@@ -345,6 +425,8 @@ class ReflectionPad2d(Layer):
     """Padding by reflection, as ``torch.nn.ReflectionPad2d``: ``padding`` an int or
     ``(left, right, top, bottom)``; each must be smaller than the input's side."""
 
+    family = "shape"
+
     def __init__(self, padding):
         if isinstance(padding, (tuple, list)):
             if len(padding) != 4:
@@ -363,7 +445,7 @@ class ReflectionPad2d(Layer):
         left, right, top, bottom = self.padding
         h, w = x.shape[2:]
         if max(top, bottom) >= h or max(left, right) >= w:
-            raise ValueError(f"{self._where()}: reflection padding {self.padding} needs an input "
+            raise BadShape(f"{self._where()}: reflection padding {self.padding} needs an input "
                              f"larger than it on each side, got shape {tuple(x.shape)}")
         y = F.reflection_pad2d(x, left, right, top, bottom)
         self._keep(x, y, False)
@@ -381,6 +463,8 @@ class InstanceNorm2d(_Parameterized):
     Keeps the normalized input ``xhat`` and ``1/√(σ² + ε)`` for its gradient. ``bias=False``
     (with ``affine``): the scale only, for a norm whose shift a later normalization removes
     anyway (a parameter whose gradient is 0)."""
+
+    family = "norm"
 
     def __init__(self, num_features, eps=1e-5, affine=False, bias=True, dtype=numpy.float32):
         self.num_features, self.eps, self.affine = num_features, float(eps), bool(affine)
@@ -416,6 +500,8 @@ class Upsample(Layer):
     """Nearest-neighbour upsampling by an integer factor, as ``torch.nn.Upsample(
     scale_factor=s, mode="nearest")``: (N, C, H, W) -> (N, C, H·sy, W·sx)."""
 
+    family = "shape"
+
     def __init__(self, scale_factor=2, mode="nearest"):
         if mode != "nearest":
             raise ValueError(f"only mode='nearest' is implemented, got {mode!r}")
@@ -442,6 +528,8 @@ class Concat(Layer):
     takes a list of (N, Cᵢ, H, W) arrays; ``gradient(dy)`` returns the list of their
     gradients."""
 
+    family = "shape"
+
     def forward(self, xs):
         xs = list(xs)
         if not xs:
@@ -463,6 +551,8 @@ class Concat(Layer):
 class LeakyReLU(Layer):
     """``x`` where ``x > 0``, else ``negative_slope · x``, as ``torch.nn.LeakyReLU`` (Ulyanov
     et al.'s generator). Keeps the mask ``positive = x > 0``."""
+
+    family = "activation"
 
     def __init__(self, negative_slope=0.01):
         self.negative_slope = float(negative_slope)
@@ -487,6 +577,8 @@ class ScaledTanh(Layer):
     """``shift + scale · tanh(x)``: maps a network's output into a range (Johnson et al.'s
     output layer; ``ScaledTanh(127.5, 127.5)`` gives pixels in (0, 255)). Keeps ``tanh(x)``."""
 
+    family = "activation"
+
     def __init__(self, scale=1.0, shift=0.0):
         self.scale, self.shift = float(scale), float(shift)
 
@@ -509,6 +601,8 @@ class ScaledTanh(Layer):
 class ChannelSlice(Layer):
     """Channels ``start:stop`` of the input, as ``x[:, start:stop]`` (each scale of Ulyanov's
     generator takes its own noise channels)."""
+
+    family = "shape"
 
     def __init__(self, start, stop):
         self.start, self.stop = int(start), int(stop)
@@ -540,6 +634,8 @@ class Sequential(Layer):
     ``"res1/conv1/weight"``), readable with ``getattr(block, "conv1/weight")``; the gradient
     runs every sub-layer's gradient in reverse (each sets its own parameter gradients);
     ``requires_grad`` and ``to`` reach every sub-layer."""
+
+    family = "block"
 
     def __init__(self, layers):
         items = layers.items() if isinstance(layers, dict) else layers

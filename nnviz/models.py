@@ -14,7 +14,7 @@ import numpy
 from . import backend, functional, vgg
 from . import rules as R
 from . import weights as W
-from .errors import BadShape, InputError
+from .errors import BadShape, InputError, UnknownLayer
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .vgg import CAFFE_MEAN_BGR, CONFIGS, TOP_LAYERS, TOP_SIZE, TORCH_MEAN_RGB, TORCH_STD_RGB
 
@@ -37,6 +37,7 @@ class Net:
         self.activations = OrderedDict()
         self.device = "cpu"
         self.checking_finite = False
+        self._reuse, self._given = False, None
         self.to(backend.resolve_device(device))
 
     # -- bookkeeping -----------------------------------------------------------------------
@@ -56,10 +57,15 @@ class Net:
         device = backend.resolve_device(device)
         xp = backend.get_xp(device)
         for layer in self.layers.values():
-            layer.to(xp)
+            if hasattr(layer, "to"):
+                layer.to(xp)
+            else:                   # a layer of the user's own: its parameters
+                for p in getattr(layer, "params", ()):
+                    if getattr(layer, p, None) is not None:
+                        setattr(layer, p, xp.asarray(getattr(layer, p)))
         self.device = device
         self.activations = OrderedDict()
-        self.input = None
+        self.input = self._given = None
         return self
 
     @property
@@ -101,7 +107,7 @@ class Net:
         if name not in self.layers:
             if name in TOP_LAYERS and self.arch in CONFIGS:
                 raise vgg.missing_top(f"{what} {name!r}", self.weights_info.get("source"))
-            raise KeyError(f"unknown {what} {name!r} for {self.arch}: expected one of "
+            raise UnknownLayer(f"unknown {what} {name!r} for {self.arch}: expected one of "
                            f"{', '.join(self.layers)}")
         return name
 
@@ -144,38 +150,21 @@ class Net:
         return f" ({'; '.join(bad)})" if bad else ""
 
     def needs_size(self, layer):
-        """The input size ``(H, W)`` that ``layer`` can only be reached from (a VGG's fully
-        connected layers and everything after them: 224×224), or None (any size)."""
-        names = self.layer_names
-        if self.arch not in CONFIGS or "flatten" not in self.layers or layer not in self.layers:
-            return None
-        return (TOP_SIZE, TOP_SIZE) if names.index(layer) >= names.index("flatten") else None
+        """The input size ``(H, W)`` that ``layer`` can only be reached from, or None (any
+        size): :func:`needs_size` of this net's architecture."""
+        return needs_size(self.arch, layer) if layer in self.layers else None
 
     def check_size(self, layer, size, what=None, option=None):
-        """``layer`` if it can be reached from an input of ``size`` ((H, W) or a batch's
-        shape (N, C, H, W)); else a
-        :class:`BadShape` naming ``what`` (default: the layer) and the size it needs
-        (``option``: how the user sets it, e.g. ``--size``). The one "needs 224 px" check."""
-        need = self.needs_size(layer)
-        shape = tuple(int(v) for v in size)
-        size = shape[-2:]
-        if need is None or size == need:
+        """:func:`check_size` of ``layer`` of this net for an input of ``size``."""
+        if layer not in self.layers:
             return layer
-        what = what or f"layer {layer!r}"
-        if option:
-            raise BadShape(f"{what} needs {option} {need[0]} (the fully connected layers take "
-                           f"{need[0]}×{need[1]} images), got {option} "
-                           f"{size[0] if size[0] == size[1] else size}")
-        got = f"input of shape {shape}" if len(shape) == 4 else f"an input of size {size[0]}×{size[1]}"
-        raise BadShape(f"{what} needs a {need[0]}×{need[1]} input (the fully connected layers "
-                       f"take pool5 of shape (N, 512, 7, 7)), got {got}; ask for a layer up to "
-                       f"pool5 instead")
+        return check_size(self.arch, layer, size, what, option)
 
     def _check_top(self, x_shape, until):
         """Fully connected layers only for a 224×224 input: ``until`` as it may be reached
         (None: the convolutional part only, up to pool5, for another size)."""
         if until is None:
-            if "flatten" in self.layers and self.needs_size("flatten") not in (None, tuple(x_shape[2:])):
+            if self.needs_size("flatten") not in (None, tuple(x_shape[2:])):
                 return self.layer_names[self.layer_names.index("flatten") - 1]
             return until
         self.check_size(until, x_shape, f"layer {until!r}")
@@ -195,14 +184,22 @@ class Net:
                             f"net.preprocess(images) for uint8 images")
         if until is not None:
             self.check_layer(until)
-        until = self._check_top(x.shape, until)
-        x = backend.to_device(x, self.device)
-        self.input = x                  # the input of the first layer, for LRP rules
-        self.activations = OrderedDict()
-        if self.checking_finite and self._not_finite(x):
-            raise InputError("not finite: the input of the forward pass (before "
-                             f"{self.layer_names[0]!r}) holds NaN or Inf")
-        for name, layer in self.layers.items():
+        until = self._check_top(x.shape, until) or self.layer_names[-1]
+        given = x
+        start = self._reusable(given, until)
+        if start is None:
+            x = backend.to_device(x, self.device)
+            self.input, self._given = x, given   # the first layer's input, for LRP rules
+            self.activations = OrderedDict()
+            if self.checking_finite and self._not_finite(x):
+                raise InputError("not finite: the input of the forward pass (before "
+                                 f"{self.layer_names[0]!r}) holds NaN or Inf")
+            start = 0
+        elif start == len(self.activations) and until in self.activations:
+            return self.activations[until]
+        else:
+            x = self.activations[self.layer_names[start - 1]]
+        for name, layer in list(self.layers.items())[start:]:
             x = layer.forward(x)
             self.activations[name] = x
             if self.checking_finite and self._not_finite(x):
@@ -211,6 +208,30 @@ class Net:
             if name == until:
                 break
         return x
+
+    @contextlib.contextmanager
+    def reusing_forward(self):
+        """Within the block, :meth:`forward` of the same input object as the last forward (its
+        caller promises that neither it nor the weights change) returns the activations it
+        has, and goes on from the last layer reached when asked for a deeper one: a command
+        that explains several targets of one image under several rules runs the image's
+        forward once. Off under :meth:`finite_checks` (which must see every layer run)."""
+        old, self._reuse = self._reuse, True
+        try:
+            yield self
+        finally:
+            self._reuse = old
+
+    def _reusable(self, given, until):
+        """The index of the first layer still to run for ``given`` up to ``until`` when the
+        last forward's activations can be reused (len(activations) when none is), else None."""
+        if not self._reuse or self.checking_finite or given is not self._given or not self.activations:
+            return None
+        if until in self.activations:
+            return len(self.activations)
+        names = self.layer_names
+        last = next(reversed(self.activations))
+        return names.index(last) + 1 if names.index(until) > names.index(last) else None
 
     def backward(self, dy, start=None, rule="backprop", stop=None, record=None):
         """Gradient with respect to the input, from gradient ``dy`` at the output of layer
@@ -259,14 +280,27 @@ class Net:
                 g = s if g is None else g + s
             if record is not None:
                 record[name] = g
-            r = rules.get(name)
-            x = self.layer_input(name) if r is not None and r.needs_input else None
-            g = self.layers[name].backward(g, r, x=x)
+            g = self._back(name, g, rules.get(name, R.GRADIENT))
             if self.checking_finite and self._not_finite(g):
                 to = f"the signal arriving at {below[name]!r}" if name in below else "the input"
                 raise InputError(f"not finite: the backward signal became non-finite going "
                                  f"back through layer {name!r} ({to}){self._bad_params(name)}")
         return g
+
+    def _back(self, name, g, rule):
+        """The signal at layer ``name``'s input from ``g`` at its output, under ``rule`` (placed
+        once per backward by :meth:`assign_rules`): the rule is called with the layer (its
+        own gradient and map) and, when it reads it, the layer's forward input."""
+        layer = self.layers[name]
+        check = getattr(layer, "check_signal", None)
+        if check is not None:
+            check(g)
+        x = None
+        if rule.needs_input:
+            x = self.layer_input(name)
+            if hasattr(layer, "rule_input"):
+                x = layer.rule_input(rule, x)
+        return rule.backward(layer, g, x)
 
     def layer_input(self, name):
         """The input of layer ``name`` in the last forward: the previous layer's output, or
@@ -343,6 +377,36 @@ class Net:
             rows.append((name, layer, shape, count))
         self.activations = OrderedDict()
         return rows
+
+
+# -- input sizes ----------------------------------------------------------------------------
+
+def needs_size(arch, layer):
+    """The input size ``(H, W)`` that ``layer`` of the architecture ``arch`` can only be reached
+    from (a VGG's fully connected layers and the flatten before them: 224×224), or None (any
+    size)."""
+    return (TOP_SIZE, TOP_SIZE) if arch in CONFIGS and layer in TOP_LAYERS else None
+
+
+def check_size(arch, layer, size, what=None, option=None):
+    """``layer`` if it can be reached from an input of ``size`` ((H, W) or a batch's shape
+    (N, C, H, W)); else a :class:`BadShape` naming ``what`` (default: the layer) and the size it
+    needs (``option``: how the user sets it, e.g. ``--size``). The one "needs 224 px" check:
+    :meth:`Net.forward`, the attribution commands and the evaluations call it (before loading
+    a net, with its architecture's name)."""
+    need = needs_size(arch, layer)
+    shape = tuple(int(v) for v in size)
+    size = shape[-2:]
+    if need is None or size == need:
+        return layer
+    what = what or f"layer {layer!r}"
+    if option:
+        raise BadShape(f"{what} needs {option} {need[0]} (the fully connected layers take "
+                       f"{need[0]}×{need[1]} images), got {option} "
+                       f"{size[0] if size[0] == size[1] else size}")
+    got = f"input of shape {shape}" if len(shape) == 4 else f"an input of size {size[0]}×{size[1]}"
+    raise BadShape(f"{what} needs a {need[0]}×{need[1]} input (the fully connected layers take "
+                   f"pool5 of shape (N, 512, 7, 7)), got {got}; ask for a layer up to pool5 instead")
 
 
 # -- geometry -------------------------------------------------------------------------------

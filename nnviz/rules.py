@@ -2,18 +2,24 @@
 rules").
 
 A rule is an object with ``backward(layer, dy) -> dx``: it reads what the layer kept from its
-forward (a ReLU its mask ``positive = x > 0``, a max pooling its ``switches``) and the incoming
-signal ``dy`` shaped as the layer's output, and returns the signal at the layer's input. With
-no rule, a layer passes its gradient (:class:`Gradient`). A rule that also reads the layer's
-forward input says so (``needs_input = True``, every LRP rule) and is called as
-``backward(layer, dy, x)``: the net hands it the previous layer's output (layers keep their
-input only when ``requires_grad``).
+forward and the incoming signal ``dy`` shaped as the layer's output, and returns the signal at
+the layer's input. With no rule, a layer passes its gradient (:class:`Gradient`). A rule that
+also reads the layer's forward input says so (``needs_input = True``, every LRP rule) and is
+called as ``backward(layer, dy, x)``: the net hands it the previous layer's output.
 
-At a ReLU with input ``x`` and incoming ``dy``:
+Rules know layers only by what the layers offer, never by their class: a ``family``
+(``"convolution"``, ``"linear"``, ``"pooling"`` (average and sum pooling), ``"maxpool"``,
+``"activation"``, ``"norm"``, ``"shape"``, ``"sum"``, ``"block"``), ``gradient(dy)``, and for
+the LRP rules the layer's own map with given parameters, ``affine(x, weight, bias)``, and its
+transpose ``affine_t(g, weight, x)`` (pooling layers offer their map with ``weight=None``). A
+layer class that nnviz has never seen and that offers these gets every rule.
+
+At an activation (a ReLU) with input ``x`` and incoming ``dy``:
 
 - ``backprop`` (the gradient; Simonyan et al. 2013): ``dx = dy * (x > 0)``
 - ``deconvnet`` (Zeiler & Fergus 2014, sec. 2.1): ``dx = dy * (dy > 0)``
-- ``guided`` (Springenberg et al. 2015, sec. 3.4): ``dx = dy * (x > 0) * (dy > 0)``
+- ``guided`` (Springenberg et al. 2015, sec. 3.4): ``dx = dy * (x > 0) * (dy > 0)``: the
+  layer's own gradient of ``dy⁺`` (for a ReLU6, ``dy⁺`` where ``0 < x < 6``)
 - ``pass`` (LRP's ReLU; zennit's ``Pass``): ``dx = dy``
 
 At a max pooling, the gradient routes ``dy`` to the recorded switches (the deconvnet's
@@ -23,58 +29,51 @@ the window's pixels in proportion to their values.
 
 Layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2017, 2019): the rules of
 zennit 0.5.1 (``zennit.rules``), with its names, parameters, defaults, stabilizer and
-``zero_params``, each written out below as what it computes. On a convolution, transposed
-convolution or linear layer ``z = f(x; W, b)``, each rule evaluates ``f`` with modified inputs
-and parameters, divides the incoming relevance by a stabilized output, and takes the input
-gradient of ``f`` (the transposed map) of that ratio: :func:`_affine` and :func:`_affine_t`.
+``zero_params``, each built as zennit builds it: one basic rule (:class:`LRPRule`, zennit's
+``BasicHook``) evaluates the layer's map on modified inputs with modified parameters, maps the
+incoming relevance to a gradient for each output (dividing by a stabilized output), takes the
+transposed map of each, and reduces them to the relevance at the input.
 
-Which rule acts where is said by :func:`assign`: a preset name (a ReLU rule at every ReLU, or
-an LRP composite by zennit's registered name), a dict from layers to rules, or a
-:class:`Composite` (rules by layer type, a rule for the first layer, names that override both:
-zennit's ``LayerMapComposite``, ``SpecialFirstLayerMapComposite`` and ``NameMapComposite`` in
-one). Layers can be named by name, by glob pattern (``conv5_*``) or by index among the
-convolution and linear layers (0 = ``conv1_1``; ``range(1, 7)``, ``"1-6"``). This module knows
-layers only by their class names, so that it sits below :mod:`nnviz.layers`.
+Which rule acts where is said by :func:`assign`: a preset name (a ReLU rule at every
+activation, or an LRP composite by zennit's registered name), a dict from layers to rules, or
+a :class:`Composite` (rules by layer family or class, a rule for the first layer, names that
+override both: zennit's ``LayerMapComposite``, ``SpecialFirstLayerMapComposite`` and
+``NameMapComposite`` in one). Layers can be named by name, by glob pattern (``conv5_*``) or by
+index among the convolution and linear layers (0 = ``conv1_1``; ``range(1, 7)``, ``"1-6"``).
 """
 import fnmatch
 import re
 
-from . import functional as F
 from .backend import get_array_module
-from .errors import InputError
+from .errors import BadRule, InputError, UnknownLayer
+
+FAMILIES = ("convolution", "linear", "pooling", "maxpool", "activation", "norm", "shape", "sum",
+            "block")
+AFFINE = ("convolution", "linear")          # the families the LRP rules act on
 
 
-def _kind(layer):
-    return type(layer).__name__
-
-
-def _is_a(layer, kind):
-    """Whether ``layer`` is of class ``kind`` (a class, a class name, or a tuple of them),
-    subclasses included."""
-    if isinstance(kind, tuple):
-        return any(_is_a(layer, k) for k in kind)
-    if isinstance(kind, type):
-        return isinstance(layer, kind)
-    return any(c.__name__ == kind for c in type(layer).__mro__)
+def family(layer):
+    """A layer's family (what composites match on), or None for an object without one."""
+    return getattr(layer, "family", None)
 
 
 class Rule:
-    """A backward rule. ``fits``: the names of the layer classes it applies to (empty: any
-    layer); ``backward(layer, dy)`` returns the signal at the layer's input (``backward(layer,
-    dy, x)`` with the layer's forward input ``x`` when ``needs_input``)."""
+    """A backward rule. It fits the layers of ``families`` (empty: any family) that offer the
+    attributes ``needs``; ``fits_text`` is how errors name them. ``backward(layer, dy)``
+    returns the signal at the layer's input (``backward(layer, dy, x)`` with the layer's
+    forward input ``x`` when ``needs_input``)."""
 
     name = "rule"
-    fits = ()
+    families = ()
+    needs = ()
+    fits_text = "layer"
     needs_input = False
 
     def fits_layer(self, layer):
-        return not self.fits or any(_is_a(layer, k) for k in self.fits)
+        return ((not self.families or family(layer) in self.families)
+                and all(hasattr(layer, a) for a in self.needs))
 
-    def fits_layer_kind(self, kind):
-        """Whether it fits layers of class name ``kind``."""
-        return not self.fits or kind in self.fits
-
-    def backward(self, layer, dy):
+    def backward(self, layer, dy, x=None):
         raise NotImplementedError
 
     def __repr__(self):
@@ -86,28 +85,32 @@ class Gradient(Rule):
 
     name = "backprop"
 
-    def backward(self, layer, dy):
+    def backward(self, layer, dy, x=None):
         return layer.gradient(dy)
 
 
 class Deconvnet(Rule):
-    """Zeiler & Fergus 2014: the ReLU rectifies the backward signal, ``dy * (dy > 0)``."""
+    """Zeiler & Fergus 2014: an activation rectifies the backward signal, ``dy * (dy > 0)``,
+    whatever its forward input."""
 
     name = "deconvnet"
-    fits = ("ReLU",)
+    families = ("activation",)
+    fits_text = "ReLU (or another activation)"
 
-    def backward(self, layer, dy):
+    def backward(self, layer, dy, x=None):
         return dy * (dy > 0)
 
 
 class Guided(Rule):
-    """Springenberg et al. 2015: ``dy * (x > 0) * (dy > 0)`` at a ReLU."""
+    """Springenberg et al. 2015: the layer's gradient of the rectified signal,
+    ``gradient(dy * (dy > 0))``: at a ReLU ``dy * (x > 0) * (dy > 0)``."""
 
     name = "guided"
-    fits = ("ReLU",)
+    families = ("activation",)
+    fits_text = "ReLU (or another activation)"
 
-    def backward(self, layer, dy):
-        return dy * (layer.positive & (dy > 0))
+    def backward(self, layer, dy, x=None):
+        return layer.gradient(dy * (dy > 0))
 
 
 class Pass(Rule):
@@ -116,33 +119,30 @@ class Pass(Rule):
 
     name = "pass"
 
-    def backward(self, layer, dy):
+    def backward(self, layer, dy, x=None):
         if tuple(layer.input_shape) != tuple(dy.shape):
-            raise ValueError(f"rule 'pass' at layer {layer.name!r}: its input {layer.input_shape} "
-                             f"and output {tuple(dy.shape)} differ in shape")
+            raise BadRule(f"rule 'pass' at layer {layer.name!r}: its input {layer.input_shape} "
+                          f"and output {tuple(dy.shape)} differ in shape")
         return dy
 
 
 class NoSwitches(Rule):
     """Max pooling without the switches: each window's signal goes to its first (top-left)
-    pixel, clamped into the plane (Zeiler & Fergus 2014, fig. 5). Overlapping windows sum
-    what lands on a shared pixel."""
+    pixel, clamped into the plane (Zeiler & Fergus 2014, fig. 5): the layer's own unpooling
+    (``unpool``) to its windows' first pixels (``first_pixels``)."""
 
     name = "no_switches"
-    fits = ("MaxPool2d",)
+    families = ("maxpool",)
+    needs = ("first_pixels", "unpool")
+    fits_text = "MaxPool2d (a max pooling)"
 
-    def backward(self, layer, dy):
-        h, w = layer.input_shape[2:]
-        first = F.window_origins(dy, h, w, layer.stride, layer.padding)
-        return F.unpool(dy, first, h, w, accumulate=layer.overlapping)
+    def backward(self, layer, dy, x=None):
+        return layer.unpool(dy, layer.first_pixels())
 
 
 # ---------------------------------------------------------------------------------------
-# layer-wise relevance propagation
+# layer-wise relevance propagation: one basic rule, and zennit's rules as its instances
 # ---------------------------------------------------------------------------------------
-
-AFFINE = ("Conv2d", "ConvTranspose2d", "Linear")     # the layers the LRP rules act on
-
 
 class Stabilizer:
     """zennit's ``Stabilizer``: the denominator ``z`` made safe to divide by. Adds ``epsilon``
@@ -174,71 +174,102 @@ class Stabilizer:
             return cls(float(value))
         if callable(value):
             return value
-        raise TypeError(f"a stabilizer must be a number or a function of z, got {value!r}")
+        raise BadRule(f"a stabilizer must be a number or a function of z, got {value!r}")
 
 
-def _zero_names(zero_params):
+def _names(zero_params):
     if zero_params is None:
         return ()
     return (zero_params,) if isinstance(zero_params, str) else tuple(zero_params)
 
 
-def _pos(a):
-    return get_array_module(a).maximum(a, 0)
+class ParamMod:
+    """zennit's ``ParamMod``: the layer's ``(weight, bias)`` in a dtype, each through
+    ``modifier(p, name)`` (None: as they are), or zeros where ``zero_params`` names it; a
+    parameter the layer does not have (a pooling's) is None."""
 
+    def __init__(self, modifier=None, zero_params=None):
+        self.modifier, self.zero = modifier, _names(zero_params)
 
-def _neg(a):
-    return get_array_module(a).minimum(a, 0)
-
-
-def _affine(layer, x, w, b=None):
-    """The layer's map with parameters ``w``, ``b`` in place of its own: ``f(x; w, b)``."""
-    if _is_a(layer, "Linear"):
-        return x @ w.T if b is None else x @ w.T + b
-    if _is_a(layer, "ConvTranspose2d"):
-        return F.conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.dilation,
-                                  output_padding=layer.output_padding)
-    return F.conv2d(x, w, b, layer.stride, layer.padding, layer.dilation)
-
-
-def _affine_t(layer, g, w, x):
-    """Its input gradient with weights ``w`` (the transposed map), ``g`` shaped as the output:
-    ``∂(g · f(x; w)) / ∂x``, shaped as ``x``."""
-    if _is_a(layer, "Linear"):
-        return g @ w
-    if _is_a(layer, "ConvTranspose2d"):
-        return F.conv2d(g, w, None, layer.stride, layer.padding, layer.dilation)
-    return F.conv_transpose2d(g, w, None, layer.stride, layer.padding, layer.dilation,
-                              output_size=x.shape[2:])
-
-
-class LRPRule(Rule):
-    """Base of the LRP rules on convolutions and linear layers: the stabilizer (a number ε
-    or a function, :class:`Stabilizer`) and ``zero_params`` (parameter names, ``"weight"``
-    and/or ``"bias"``, set to zero in the modified layers), as zennit's."""
-
-    fits = AFFINE
-    needs_input = True
-    args = ("stabilizer",)
-
-    def __init__(self, stabilizer=1e-6, zero_params=None):
-        self.stabilizer = stabilizer
-        self.stabilize = Stabilizer.ensure(stabilizer)
-        self.zero_params = _zero_names(zero_params)
-
-    def params(self, layer, dtype, modify=None, zero_bias=False):
-        """``(w, b)``: the layer's weight and bias in ``dtype``, each through ``modify``, or
-        zeros where ``zero_params`` (and ``zero_bias``) say so; zennit's ``ParamMod``."""
-        zero = self.zero_params + (("bias",) if zero_bias else ())
+    def __call__(self, layer, dtype):
         out = []
         for name in ("weight", "bias"):
             p = getattr(layer, name, None)
             if p is not None:
                 p = p.astype(dtype, copy=False)
-                p = get_array_module(p).zeros_like(p) if name in zero else (
-                    p if modify is None else modify(p))
+                if name in self.zero:
+                    p = get_array_module(p).zeros_like(p)
+                elif self.modifier is not None:
+                    p = self.modifier(p, name)
             out.append(p)
-        return out
+        return tuple(out)
+
+
+def _no_bias(zero_params):
+    return _names(zero_params) + ("bias",)
+
+
+def _clamp(lo=None, hi=None):
+    """``p`` clamped to ``[lo, hi]`` (zennit's ``ClampMod``)."""
+    def mod(p, name):
+        xp = get_array_module(p)
+        return xp.maximum(p, lo) if hi is None else xp.minimum(p, hi)
+    return mod
+
+
+def _gamma(gamma, lo=None, hi=None):
+    """``p + γ·clamp(p)`` (zennit's ``GammaMod``)."""
+    clamp = _clamp(lo, hi)
+    return lambda p, name: p + gamma * clamp(p, name)
+
+
+def _same(x):
+    return x
+
+
+def _pos(x):
+    return get_array_module(x).maximum(x, 0)
+
+
+def _neg(x):
+    return get_array_module(x).minimum(x, 0)
+
+
+def _ones(x):
+    return get_array_module(x).ones_like(x)
+
+
+class LRPRule(Rule):
+    """The basic LRP rule, zennit's ``BasicHook``: for each ``k``, the modified input
+    ``x_k = inputs[k](x)`` and parameters ``(w_k, b_k) = params[k](layer)`` give the output
+    ``z_k = layer.affine(x_k, w_k, b_k)``; ``mapper(dy, [z_k])`` turns the incoming relevance
+    into a gradient ``g_k`` for each (None: none); ``layer.affine_t(g_k, w_k, x_k)`` takes it
+    to the input, and ``reducer([x_k], [that])`` gives the relevance at the input. (zennit's
+    output modifiers are the identity in every rule it ships, so there is no slot for them.)
+
+    ``stabilizer`` (a number ε or a function, :class:`Stabilizer`) and ``zero_params``
+    (``"weight"`` and/or ``"bias"``, zero in the modified layers) as zennit's."""
+
+    families = AFFINE
+    needs = ("affine", "affine_t")
+    fits_text = "Conv2d, ConvTranspose2d or Linear (a convolution or linear layer)"
+    needs_input = True
+    args = ("stabilizer",)
+
+    def __init__(self, inputs, params, mapper, reducer, stabilizer=1e-6, zero_params=None):
+        self.inputs, self.params, self.mapper, self.reducer = inputs, params, mapper, reducer
+        self.stabilizer = stabilizer
+        self.stabilize = Stabilizer.ensure(stabilizer)
+        self.zero_params = _names(zero_params)
+
+    def backward(self, layer, dy, x=None):
+        xs = [f(x) for f in self.inputs]
+        ps = [m(layer, x.dtype) for m in self.params]
+        zs = [layer.affine(xk, w, b) for xk, (w, b) in zip(xs, ps)]
+        gs = self.mapper(dy, zs)
+        back = [None if g is None else layer.affine_t(g, w, xk)
+                for g, (w, _), xk in zip(gs, ps, xs)]
+        return self.reducer(xs, back)
 
     def __repr__(self):
         shown = [f"{a}={getattr(self, a)!r}" for a in self.args]
@@ -255,13 +286,10 @@ class Epsilon(LRPRule):
     args = ("epsilon",)
 
     def __init__(self, epsilon=1e-6, zero_params=None):
-        super().__init__(epsilon, zero_params)
+        super().__init__([_same], [ParamMod(None, zero_params)],
+                         lambda dy, z: [dy / self.stabilize(z[0])],
+                         lambda xs, gs: xs[0] * gs[0], epsilon, zero_params)
         self.epsilon = epsilon
-
-    def backward(self, layer, dy, x):
-        w, b = self.params(layer, x.dtype)
-        z = _affine(layer, x, w, b)
-        return x * _affine_t(layer, dy / self.stabilize(z), w, x)
 
 
 class Gamma(LRPRule):
@@ -276,21 +304,19 @@ class Gamma(LRPRule):
     args = ("gamma", "stabilizer")
 
     def __init__(self, gamma=0.25, stabilizer=1e-6, zero_params=None):
-        super().__init__(stabilizer, zero_params)
-        self.gamma = gamma
+        up, dn = _gamma(gamma, lo=0.0), _gamma(gamma, hi=0.0)       # W + γW⁺, W + γW⁻
 
-    def backward(self, layer, dy, x):
-        up, b_up = self.params(layer, x.dtype, lambda p: p + self.gamma * _pos(p))    # W + γW⁺
-        dn, b_dn = self.params(layer, x.dtype, lambda p: p + self.gamma * _neg(p))    # W + γW⁻
-        w, b = (p if p is None else p.astype(x.dtype) for p in (layer.weight, layer.bias))
-        z = _affine(layer, x, w, b)                    # the layer's own output, for the sign
-        x_pos, x_neg = _pos(x), _neg(x)
-        z_up = _affine(layer, x_pos, up, b_up) + _affine(layer, x_neg, dn)      # what raises z
-        z_down = _affine(layer, x_pos, dn, b_dn) + _affine(layer, x_neg, up)    # what lowers it
-        sp = (z > 0) * dy / self.stabilize(z_up)
-        sn = (z < 0) * dy / self.stabilize(z_down)
-        return (x_pos * (_affine_t(layer, sp, up, x) + _affine_t(layer, sn, dn, x))
-                + x_neg * (_affine_t(layer, sp, dn, x) + _affine_t(layer, sn, up, x)))
+        def mapper(dy, z):                  # z[4], the layer's own output, says which case
+            raise_, lower = (z[4] > 0) * dy, (z[4] < 0) * dy
+            return ([raise_ / self.stabilize(z[0] + z[1])] * 2
+                    + [lower / self.stabilize(z[2] + z[3])] * 2 + [None])
+        super().__init__([_pos, _neg, _pos, _neg, _same],
+                         [ParamMod(up, zero_params), ParamMod(dn, _no_bias(zero_params)),
+                          ParamMod(dn, zero_params), ParamMod(up, _no_bias(zero_params)),
+                          ParamMod()],
+                         mapper, lambda xs, gs: sum(x * g for x, g in zip(xs[:4], gs[:4])),
+                         stabilizer, zero_params)
+        self.gamma = gamma
 
 
 class ZPlus(LRPRule):
@@ -300,12 +326,12 @@ class ZPlus(LRPRule):
 
     name = "zplus"
 
-    def backward(self, layer, dy, x):
-        wp, bp = self.params(layer, x.dtype, _pos)
-        wn, _ = self.params(layer, x.dtype, _neg, zero_bias=True)
-        x_pos, x_neg = _pos(x), _neg(x)
-        s = dy / self.stabilize(_affine(layer, x_pos, wp, bp) + _affine(layer, x_neg, wn))
-        return x_pos * _affine_t(layer, s, wp, x) + x_neg * _affine_t(layer, s, wn, x)
+    def __init__(self, stabilizer=1e-6, zero_params=None):
+        super().__init__([_pos, _neg],
+                         [ParamMod(_clamp(lo=0.0), zero_params),
+                          ParamMod(_clamp(hi=0.0), _no_bias(zero_params))],
+                         lambda dy, z: [dy / self.stabilize(z[0] + z[1])] * 2,
+                         lambda xs, gs: xs[0] * gs[0] + xs[1] * gs[1], stabilizer, zero_params)
 
 
 class AlphaBeta(LRPRule):
@@ -318,20 +344,22 @@ class AlphaBeta(LRPRule):
 
     def __init__(self, alpha=2.0, beta=1.0, stabilizer=1e-6, zero_params=None):
         if alpha < 0 or beta < 0:
-            raise InputError(f"AlphaBeta: alpha={alpha} and beta={beta} must both be >= 0")
+            raise BadRule(f"AlphaBeta: alpha={alpha} and beta={beta} must both be >= 0")
         if alpha - beta != 1:
-            raise InputError(f"AlphaBeta: alpha - beta must be 1, got {alpha} - {beta}")
-        super().__init__(stabilizer, zero_params)
-        self.alpha, self.beta = alpha, beta
+            raise BadRule(f"AlphaBeta: alpha - beta must be 1, got {alpha} - {beta}")
+        pos, neg = _clamp(lo=0.0), _clamp(hi=0.0)
 
-    def backward(self, layer, dy, x):
-        wp, bp = self.params(layer, x.dtype, _pos)
-        wn, bn = self.params(layer, x.dtype, _neg)
-        x_pos, x_neg = _pos(x), _neg(x)
-        sp = dy / self.stabilize(_affine(layer, x_pos, wp, bp) + _affine(layer, x_neg, wn))
-        sn = dy / self.stabilize(_affine(layer, x_pos, wn, bn) + _affine(layer, x_neg, wp))
-        return (self.alpha * (x_pos * _affine_t(layer, sp, wp, x) + x_neg * _affine_t(layer, sp, wn, x))
-                - self.beta * (x_pos * _affine_t(layer, sn, wn, x) + x_neg * _affine_t(layer, sn, wp, x)))
+        def mapper(dy, z):
+            return [dy / self.stabilize(z[0] + z[1])] * 2 + [dy / self.stabilize(z[2] + z[3])] * 2
+
+        def reducer(xs, gs):
+            return (alpha * (xs[0] * gs[0] + xs[1] * gs[1])
+                    - beta * (xs[2] * gs[2] + xs[3] * gs[3]))
+        super().__init__([_pos, _neg, _pos, _neg],
+                         [ParamMod(pos, zero_params), ParamMod(neg, _no_bias(zero_params)),
+                          ParamMod(neg, zero_params), ParamMod(pos, _no_bias(zero_params))],
+                         mapper, reducer, stabilizer, zero_params)
+        self.alpha, self.beta = alpha, beta
 
 
 class ZBox(LRPRule):
@@ -344,7 +372,20 @@ class ZBox(LRPRule):
     name = "zbox"
 
     def __init__(self, low=None, high=None, stabilizer=1e-6, zero_params=None):
-        super().__init__(stabilizer, zero_params)
+        def bound(value):
+            def at(x):
+                if value is None:
+                    raise BadRule("rule 'zbox' has no bounds: give ZBox(low, high), or run it "
+                                  "in a Net (its pixel range)")
+                xp = get_array_module(x)
+                return xp.broadcast_to(xp.asarray(value, dtype=x.dtype), x.shape)
+            return at
+        super().__init__([_same, bound(low), bound(high)],
+                         [ParamMod(None, zero_params), ParamMod(_clamp(lo=0.0), zero_params),
+                          ParamMod(_clamp(hi=0.0), zero_params)],
+                         lambda dy, z: [dy / self.stabilize(z[0] - z[1] - z[2])] * 3,
+                         lambda xs, gs: xs[0] * gs[0] - xs[1] * gs[1] - xs[2] * gs[2],
+                         stabilizer, zero_params)
         self.low, self.high = low, high
 
     def bind(self, low, high):
@@ -355,21 +396,6 @@ class ZBox(LRPRule):
         bounds = "" if self.low is None else "low, high, "
         return f"ZBox({bounds}stabilizer={self.stabilizer!r})"
 
-    def backward(self, layer, dy, x):
-        if self.low is None or self.high is None:
-            raise ValueError(f"rule 'zbox' at layer {layer.name!r} has no bounds: give "
-                             f"ZBox(low, high), or run it in a Net (its pixel range)")
-        xp = get_array_module(x)
-        lo = xp.broadcast_to(xp.asarray(self.low, dtype=x.dtype), x.shape)
-        hi = xp.broadcast_to(xp.asarray(self.high, dtype=x.dtype), x.shape)
-        w, b = self.params(layer, x.dtype)
-        wp, bp = self.params(layer, x.dtype, _pos)
-        wn, bn = self.params(layer, x.dtype, _neg)
-        z = _affine(layer, x, w, b) - (_affine(layer, lo, wp, bp) + _affine(layer, hi, wn, bn))
-        s = dy / self.stabilize(z)
-        return (x * _affine_t(layer, s, w, x)
-                - (lo * _affine_t(layer, s, wp, x) + hi * _affine_t(layer, s, wn, x)))
-
 
 class Flat(LRPRule):
     """LRP-flat (Lapuschkin et al. 2019; zennit ``Flat``): every input of a unit's receptive
@@ -378,11 +404,10 @@ class Flat(LRPRule):
 
     name = "flat"
 
-    def backward(self, layer, dy, x):
-        xp = get_array_module(x)
-        w, _ = self.params(layer, x.dtype, xp.ones_like, zero_bias=True)
-        z = _affine(layer, xp.ones_like(x), w)
-        return _affine_t(layer, dy / self.stabilize(z), w, x)
+    def __init__(self, stabilizer=1e-6, zero_params=None):
+        super().__init__([_ones], [ParamMod(lambda p, name: _ones(p), _no_bias(zero_params))],
+                         lambda dy, z: [dy / self.stabilize(z[0])], lambda xs, gs: gs[0],
+                         stabilizer, zero_params)
 
 
 class WSquare(LRPRule):
@@ -392,51 +417,49 @@ class WSquare(LRPRule):
 
     name = "wsquare"
 
-    def backward(self, layer, dy, x):
-        xp = get_array_module(x)
-        w2, b2 = self.params(layer, x.dtype, lambda p: p * p)
-        z = _affine(layer, xp.ones_like(x), w2, b2)
-        return _affine_t(layer, dy / self.stabilize(z), w2, x)
-
-
-def _pool(layer, x):
-    geometry = (layer.kh, layer.kw) + tuple(layer.stride) + tuple(layer.padding)
-    if _is_a(layer, "MaxPool2d"):
-        return F.max_pool2d(x, *geometry)[0]
-    return F.avg_pool2d(x, *geometry)
+    def __init__(self, stabilizer=1e-6, zero_params=None):
+        super().__init__([_ones], [ParamMod(lambda p, name: p * p, zero_params)],
+                         lambda dy, z: [dy / self.stabilize(z[0])], lambda xs, gs: gs[0],
+                         stabilizer, zero_params)
 
 
 class Norm(LRPRule):
-    """zennit's ``Norm`` (its rule for average and sum pooling): the layer as it is, each
-    input's share of the output, ``R = x · ∂f/∂x ᵀ (R_out / stab(f(x)))``. On a max pooling
-    (``f`` the max) it is Captum's ε-rule there: the winner gets ``R·x/stab(x)``."""
+    """zennit's ``Norm`` (its rule for average and sum pooling and for residual sums): the
+    layer's map as it is, each input's share of the output,
+    ``R = x · fᵀ(R_out / stab(f(x)))``. On a max pooling (``f`` the max) it is Captum's
+    ε-rule there: the winner gets ``R·x/stab(x)``."""
 
     name = "norm"
-    fits = ("AvgPool2d", "MaxPool2d")
+    families = ("pooling", "maxpool", "sum")
+    fits_text = "AvgPool2d or MaxPool2d (a pooling or sum layer)"
 
     def __init__(self, stabilizer=1e-6):
-        super().__init__(stabilizer)
-
-    def backward(self, layer, dy, x):
-        return x * layer.gradient(dy / self.stabilize(_pool(layer, x)))
+        super().__init__([_same], [ParamMod()], lambda dy, z: [dy / self.stabilize(z[0])],
+                         lambda xs, gs: xs[0] * gs[0], stabilizer)
 
 
-class Proportional(LRPRule):
+class Proportional(Rule):
     """Max pooling's alternative to winner-takes-all: each window's relevance is shared among
-    its pixels in proportion to their values, the window read as an average pooling under
-    :class:`Norm` (zennit's ``Norm`` on ``AvgPool2d`` with the same window):
-    ``R_i = x_i Σ_w R_w / (k·stab(mean_w x))``, ``k`` the window's size."""
+    its pixels in proportion to their values, the window read as an average pooling
+    (``layer.average()``, the layer's own) under :class:`Norm` (zennit's ``Norm`` on
+    ``AvgPool2d`` with the same window): ``R_i = x_i Σ_w R_w / (k·stab(mean_w x))``, ``k``
+    the window's size."""
 
     name = "proportional"
-    fits = ("MaxPool2d",)
+    families = ("maxpool",)
+    needs = ("average",)
+    fits_text = "MaxPool2d (a max pooling)"
+    needs_input = True
+    args = ("stabilizer",)
 
     def __init__(self, stabilizer=1e-6):
-        super().__init__(stabilizer)
+        self.stabilizer, self.norm = stabilizer, Norm(stabilizer)
 
-    def backward(self, layer, dy, x):
-        geometry = (layer.kh, layer.kw) + tuple(layer.stride) + tuple(layer.padding)
-        s = dy / self.stabilize(F.avg_pool2d(x, *geometry))
-        return x * F.avg_pool2d_backward(s, x.shape[2], x.shape[3], *geometry)
+    def backward(self, layer, dy, x=None):
+        return self.norm.backward(layer.average(), dy, x)
+
+    def __repr__(self):
+        return f"Proportional(stabilizer={self.stabilizer!r})"
 
 
 GRADIENT = Gradient()
@@ -447,6 +470,11 @@ LRP_RULES = {r.name: r for r in (Epsilon, Gamma, ZPlus, AlphaBeta, ZBox, Flat, W
 ALIASES = {"gradient": "backprop", "no-switches": "no_switches", "lrp0": "epsilon:0",
            "lrp-0": "epsilon:0", "alpha_beta": "alphabeta", "z_plus": "zplus", "z+": "zplus",
            "w2": "wsquare", "w_square": "wsquare", "z_box": "zbox"}
+
+
+def is_lrp(rule):
+    """Whether ``rule`` (an object) passes relevance: an LRP rule (it reads the input)."""
+    return isinstance(rule, (LRPRule, Proportional))
 
 
 def get(rule):
@@ -468,10 +496,10 @@ def get(rule):
                 values = [float(a) for a in args]
                 return LRP_RULES[head](*values)
             except (TypeError, ValueError) as e:
-                raise InputError(f"rule {rule!r}: {e}") from None
-        raise InputError(f"unknown backward rule {rule!r}: expected one of "
-                         f"{', '.join(list(RULES) + list(LRP_RULES) + list(PRESETS))} "
-                         f"(LRP rules with parameters as epsilon:0.25, gamma:0.25, alphabeta:2:1)")
+                raise BadRule(f"rule {rule!r}: {e}") from None
+        raise BadRule(f"unknown backward rule {rule!r}: expected one of "
+                      f"{', '.join(list(RULES) + list(LRP_RULES) + list(PRESETS))} "
+                      f"(LRP rules with parameters as epsilon:0.25, gamma:0.25, alphabeta:2:1)")
     raise TypeError(f"a rule must be a rule name or a nnviz.rules.Rule, got {rule!r}")
 
 
@@ -486,29 +514,48 @@ def for_layer(rule, layer):
 
 
 def check_fits(rule, layer, name=None):
-    """Raise a KeyError naming the rule and the layer when ``rule`` does not fit ``layer``."""
+    """``rule`` if it fits ``layer``; else a :class:`BadRule` naming the rule and the layer."""
     if not rule.fits_layer(layer):
-        where = name or layer.name or _kind(layer)
-        raise KeyError(f"rule {rule.name!r} given for {where!r}, which is not a "
-                       f"{' or '.join(map(str, rule.fits))} ({_kind(layer)})")
+        where = name or getattr(layer, "name", None) or "layer"
+        kind = family(layer)
+        raise BadRule(f"rule {rule.name!r} given for {where!r}, which is not a {rule.fits_text} "
+                      f"({f'a {kind} layer' if kind else 'a layer of no family'})")
     return rule
 
 
-class Composite:
-    """Rules by layer type, an optional rule for the first layer it fits, and layer names that
-    override both.
+def matches(layer, key):
+    """Whether ``layer`` is of ``key``: a family name (:data:`FAMILIES`), a layer class, a
+    function of the layer, or a tuple of these."""
+    if isinstance(key, tuple):
+        return any(matches(layer, k) for k in key)
+    if isinstance(key, type):
+        return isinstance(layer, key)
+    if isinstance(key, str):
+        if key not in FAMILIES:
+            raise BadRule(f"unknown layer family {key!r}: expected one of {', '.join(FAMILIES)}, "
+                          f"a layer class (e.g. nnviz.layers.ReLU) or a function of the layer")
+        return family(layer) == key
+    if callable(key):
+        return bool(key(layer))
+    raise BadRule(f"a composite matches layers by family, class or function, got {key!r}")
 
-    ``layer_map``: ``[(kind, rule), ...]`` (or a dict), ``kind`` a layer class, its name or a
-    tuple of them; the first entry that a layer is an instance of gives its rule. ``first``: a
-    rule for the first layer (in forward order) that it fits, or ``(kind, rule)`` for the first
-    layer of that kind, e.g. a box rule on ``conv1_1``. ``names``: ``{layers: rule}``, applied
-    last, in order (see :func:`select` for names, patterns and indices). Rules may be objects
-    or names. Layers that nothing names pass their gradient. ``name``: a label (the preset's
-    name)."""
+
+class Composite:
+    """Rules by layer family or class, an optional rule for the first layer it fits, and layer
+    names that override both.
+
+    ``layer_map``: ``[(key, rule), ...]`` (or a dict), ``key`` a family (``"activation"``,
+    ``"convolution"``, ``"linear"``, ``"pooling"``, ``"maxpool"``, ``"norm"``, ``"sum"``…), a
+    layer class, a function of the layer, or a tuple of them (:func:`matches`); the first
+    entry that a layer matches gives its rule. ``first``: a rule for the first layer (in
+    forward order) that it fits, or ``(key, rule)`` for the first layer of that key, e.g. a
+    box rule on ``conv1_1``. ``names``: ``{layers: rule}``, applied last, in order (see
+    :func:`select` for names, patterns and indices). Rules may be objects or names. Layers
+    that nothing names pass their gradient. ``name``: a label (the preset's name)."""
 
     def __init__(self, layer_map=(), first=None, names=None, name=None):
         items = layer_map.items() if isinstance(layer_map, dict) else layer_map
-        self.layer_map = [(kind, get(r)) for kind, r in items]
+        self.layer_map = [(key, get(r)) for key, r in items]
         if isinstance(first, tuple):
             self.first = (first[0], get(first[1]))
         else:
@@ -522,24 +569,18 @@ class Composite:
         return (f"Composite(layer_map={self.layer_map!r}, first={self.first!r}, "
                 f"names={self.names!r})")
 
-    def with_names(self, names):
-        """A copy with ``names`` applied after this composite's own."""
-        out = Composite(self.layer_map, None, {**self.names, **names}, name=None)
-        out.first = self.first
-        return out
-
     def assign(self, layers):
         """``{name: rule}`` for the ordered ``layers`` (name -> layer)."""
         out = {}
         for name, layer in layers.items():
-            for kind, rule in self.layer_map:
-                if _is_a(layer, kind):
+            for key, rule in self.layer_map:
+                if matches(layer, key):
                     out[name] = check_fits(rule, layer, name)
                     break
         if self.first is not None:
-            kind, rule = self.first
+            key, rule = self.first
             for name, layer in layers.items():
-                if _is_a(layer, kind) if kind is not None else rule.fits_layer(layer):
+                if matches(layer, key) if key is not None else rule.fits_layer(layer):
                     out[name] = check_fits(rule, layer, name)
                     break
         out.update(_named(layers, self.names))
@@ -560,7 +601,7 @@ def select(layers, key):
     ``"1-6"`` (inclusive): indices among the convolution and linear layers counted from the
     input, 0 being ``conv1_1`` (zennit#76). Returns ``(names, one)``, ``one`` when ``key``
     named a single layer (whose rule must fit it)."""
-    affine = [n for n, layer in layers.items() if _is_a(layer, AFFINE)]
+    affine = [n for n, layer in layers.items() if family(layer) in AFFINE]
     if isinstance(key, str) and _RANGE.fullmatch(key):
         lo, hi = _RANGE.fullmatch(key).groups()
         key = int(lo) if hi is None else range(int(lo), int(hi) + 1)
@@ -568,21 +609,21 @@ def select(layers, key):
         idx = [key] if isinstance(key, int) else list(key)
         bad = [i for i in idx if not 0 <= i < len(affine)]
         if bad or not idx:
-            raise KeyError(f"layer index {bad[0] if bad else key!r} out of range: this net has "
-                           f"{len(affine)} convolution and linear layers, 0 = {affine[0]!r} … "
-                           f"{len(affine) - 1} = {affine[-1]!r}")
+            raise UnknownLayer(f"layer index {bad[0] if bad else key!r} out of range: this net has "
+                               f"{len(affine)} convolution and linear layers, 0 = {affine[0]!r} … "
+                               f"{len(affine) - 1} = {affine[-1]!r}")
         return [affine[i] for i in idx], isinstance(key, int)
     if not isinstance(key, str):
         raise TypeError(f"a layer must be given by name, pattern or index, got {key!r}")
     if any(c in key for c in "*?["):
         names = [n for n in layers if fnmatch.fnmatchcase(n, key)]
         if not names:
-            raise KeyError(f"layer pattern {key!r} matches no layer of this net: expected "
-                           f"names among {', '.join(layers)}")
+            raise UnknownLayer(f"layer pattern {key!r} matches no layer of this net: expected "
+                               f"names among {', '.join(layers)}")
         return names, False
     if key not in layers:
-        raise KeyError(f"rule given for {key!r}, which is not a layer of this net: "
-                       f"expected one of {', '.join(layers)}")
+        raise UnknownLayer(f"rule given for {key!r}, which is not a layer of this net: "
+                           f"expected one of {', '.join(layers)}")
     return [key], True
 
 
@@ -613,12 +654,12 @@ def parse_map(text):
             continue
         key, eq, spec = entry.partition("=")
         if not eq or not key.strip() or not spec.strip():
-            raise InputError(f"rule map entry {entry!r}: expected LAYER=RULE, e.g. "
-                             f"conv1_1=zbox, conv5_*=epsilon:0.25 or 1-6=gamma:0.25")
+            raise BadRule(f"rule map entry {entry!r}: expected LAYER=RULE, e.g. "
+                          f"conv1_1=zbox, conv5_*=epsilon:0.25 or 1-6=gamma:0.25")
         get(spec.strip())                                       # an unknown rule fails here
         out[key.strip()] = spec.strip()
     if not out:
-        raise InputError(f"rule map {text!r} names no layer")
+        raise BadRule(f"rule map {text!r} names no layer")
     return out
 
 
@@ -626,12 +667,11 @@ def parse_map(text):
 # composites: zennit's registered ones, with its parameters
 # ---------------------------------------------------------------------------------------
 
-CONV = ("Conv2d", "ConvTranspose2d")
-
-
 def _lrp_base(stabilizer):
-    """What every zennit composite puts on activations and average pooling."""
-    return [("ReLU", Pass()), ("AvgPool2d", Norm(stabilizer))]
+    """What every zennit composite puts elsewhere (its ``layer_map_base``): Pass at
+    activations and normalizations, Norm at average pooling and residual sums."""
+    return [("activation", Pass()), ("sum", Norm(stabilizer)), ("pooling", Norm(stabilizer)),
+            ("norm", Pass())]
 
 
 def epsilon_gamma_box(low=None, high=None, epsilon=1e-6, gamma=0.25, stabilizer=1e-6,
@@ -639,22 +679,22 @@ def epsilon_gamma_box(low=None, high=None, epsilon=1e-6, gamma=0.25, stabilizer=
     """zennit ``EpsilonGammaBox``: z^B on the first convolution, γ on the other
     convolutions, ε on linear layers."""
     return Composite(_lrp_base(stabilizer) + [
-        (CONV, Gamma(gamma, stabilizer, zero_params)), ("Linear", Epsilon(epsilon, zero_params))],
-        first=(CONV, ZBox(low, high, stabilizer, zero_params)), names=names,
+        ("convolution", Gamma(gamma, stabilizer, zero_params)), ("linear", Epsilon(epsilon, zero_params))],
+        first=("convolution", ZBox(low, high, stabilizer, zero_params)), names=names,
         name="epsilon_gamma_box")
 
 
 def epsilon_plus(epsilon=1e-6, stabilizer=1e-6, zero_params=None, names=None):
     """zennit ``EpsilonPlus``: z⁺ on convolutions, ε on linear layers."""
     return Composite(_lrp_base(stabilizer) + [
-        (CONV, ZPlus(stabilizer, zero_params)), ("Linear", Epsilon(epsilon, zero_params))],
+        ("convolution", ZPlus(stabilizer, zero_params)), ("linear", Epsilon(epsilon, zero_params))],
         names=names, name="epsilon_plus")
 
 
 def epsilon_alpha2_beta1(epsilon=1e-6, stabilizer=1e-6, zero_params=None, names=None):
     """zennit ``EpsilonAlpha2Beta1``: α2β1 on convolutions, ε on linear layers."""
     return Composite(_lrp_base(stabilizer) + [
-        (CONV, AlphaBeta(2, 1, stabilizer, zero_params)), ("Linear", Epsilon(epsilon, zero_params))],
+        ("convolution", AlphaBeta(2, 1, stabilizer, zero_params)), ("linear", Epsilon(epsilon, zero_params))],
         names=names, name="epsilon_alpha2_beta1")
 
 
@@ -686,17 +726,17 @@ def composite(name, **options):
     "conv5_*": "epsilon:0.25", "fc*": "epsilon:0"})``."""
     key = _preset_name(name)
     if key not in COMPOSITES:
-        raise InputError(f"unknown LRP composite {name!r}: expected one of {', '.join(COMPOSITES)}")
+        raise BadRule(f"unknown LRP composite {name!r}: expected one of {', '.join(COMPOSITES)}")
     try:
         return COMPOSITES[key](**options)
     except TypeError as e:
-        raise InputError(f"composite {name!r}: {e}") from None
+        raise BadRule(f"composite {name!r}: {e}") from None
 
 
 def uniform(rule, stabilizer=1e-6, names=None):
     """One LRP ``rule`` on every convolution and linear layer, with what zennit's composites
-    put elsewhere (``Pass`` at ReLUs, ``Norm`` at average pooling; max pooling passes its
-    gradient): zennit's ``LayerMapComposite`` with that rule."""
+    put elsewhere (``Pass`` at activations, ``Norm`` at average pooling; max pooling passes
+    its gradient): zennit's ``LayerMapComposite`` with that rule."""
     rule = get(rule)
     return Composite(_lrp_base(stabilizer) + [(AFFINE, rule)], names=names,
                      name=None if names else f"{rule!r} everywhere")
@@ -713,9 +753,9 @@ def _preset_name(name):
     return name.replace("-", "_") if name.replace("-", "_") in COMPOSITES else name
 
 
-# the ReLU rules as presets (that rule at every ReLU, the gradient elsewhere), and zennit's
-# LRP composites with their defaults
-PRESETS = {name: Composite([("ReLU", name)], name=name) for name in ("deconvnet", "guided", "pass")}
+# the ReLU rules as presets (that rule at every activation, the gradient elsewhere), and
+# zennit's LRP composites with their defaults
+PRESETS = {name: Composite([("activation", name)], name=name) for name in ("deconvnet", "guided", "pass")}
 PRESETS.update((name, f()) for name, f in COMPOSITES.items())
 
 
@@ -725,21 +765,21 @@ def is_relevance(rule):
     if isinstance(rule, str):
         if _preset_name(rule) not in PRESETS:
             try:
-                return isinstance(get(rule), LRPRule)
+                return is_lrp(get(rule))
             except InputError:
                 return False
         rule = PRESETS[_preset_name(rule)]
     if isinstance(rule, Composite):
-        return any(isinstance(r, LRPRule) for r in rule.rules())
+        return any(is_lrp(r) for r in rule.rules())
     if isinstance(rule, dict):
-        return any(isinstance(get(r), LRPRule) for r in rule.values())
+        return any(is_lrp(get(r)) for r in rule.values())
     return False
 
 
 def assign(layers, rule, box=None):
     """``{layer name: Rule}`` for the ordered ``layers`` (name -> layer) from ``rule``: None or
     ``"backprop"`` (the gradient everywhere), a preset name (``"deconvnet"``, ``"guided"``,
-    ``"pass"``: that rule at every ReLU; an LRP composite by zennit's name), a dict from
+    ``"pass"``: that rule at every activation; an LRP composite by zennit's name), a dict from
     layers (names, patterns, indices: :func:`select`) to rules, or a :class:`Composite`.
     Layers not in the result pass their gradient.
 
@@ -750,7 +790,7 @@ def assign(layers, rule, box=None):
     for name, r in out.items():
         if isinstance(r, ZBox) and r.low is None:
             if box is None:
-                raise ValueError(f"rule 'zbox' at {name!r} has no bounds: give ZBox(low, high)")
+                raise BadRule(f"rule 'zbox' at {name!r} has no bounds: give ZBox(low, high)")
             low, high = box() if callable(box) else box
             out[name] = r.bind(low, high)
     return out
@@ -766,9 +806,9 @@ def _assign(layers, rule):
         if name in PRESETS:
             return PRESETS[name].assign(layers)
         get(rule)            # raises: unknown, or a rule that is no preset
-        raise ValueError(f"rule {rule!r} is not a preset for a whole net: expected one of "
-                         f"backprop, {', '.join(PRESETS)}; give it per layer in a dict, or "
-                         f"nnviz.rules.uniform({rule!r}) for every convolution and linear layer")
+        raise BadRule(f"rule {rule!r} is not a preset for a whole net: expected one of "
+                      f"backprop, {', '.join(PRESETS)}; give it per layer in a dict, or "
+                      f"nnviz.rules.uniform({rule!r}) for every convolution and linear layer")
     if isinstance(rule, dict):
         return _named(layers, rule)
     if isinstance(rule, Composite):

@@ -13,7 +13,7 @@ finds the images on which a target is exactly zero (nothing to attribute).
 from dataclasses import dataclass
 
 from .backend import get_array_module
-from .errors import InputError
+from .errors import BadTarget, UnknownLayer
 from .vgg import TOP_LAYERS, missing_top
 
 
@@ -37,20 +37,20 @@ class Target:
         if self.layer in TOP_LAYERS and self.layer not in net.layers:
             raise missing_top(f"target {self}", net.weights_info.get("source"))
         if self.layer not in net.layers:
-            raise InputError(f"unknown layer {self.layer!r} for {net.arch}: expected one of "
+            raise UnknownLayer(f"unknown layer {self.layer!r} for {net.arch}: expected one of "
                              f"{', '.join(net.layers)}")
         if shape is not None:
             channels = shape[1]
             if not 0 <= self.channel < channels:
-                raise InputError(f"channel {self.channel} out of range for layer {self.layer!r}, "
+                raise BadTarget(f"channel {self.channel} out of range for layer {self.layer!r}, "
                                  f"which has {channels} channels")
             if self.position is not None:
                 if len(shape) != 4:
-                    raise InputError(f"layer {self.layer!r} has no spatial positions; "
+                    raise BadTarget(f"layer {self.layer!r} has no spatial positions; "
                                      f"give a channel only")
                 i, j = self.position
                 if not (0 <= i < shape[2] and 0 <= j < shape[3]):
-                    raise InputError(f"position {(i, j)} lies outside layer {self.layer!r}'s "
+                    raise BadTarget(f"position {(i, j)} lies outside layer {self.layer!r}'s "
                                      f"{shape[2]}×{shape[3]} map")
         return self
 
@@ -85,9 +85,9 @@ class PerImage(tuple):
     def __new__(cls, items, reason=""):
         items = tuple(parse(t) for t in items)
         if not items:
-            raise InputError("PerImage needs at least one target")
+            raise BadTarget("PerImage needs at least one target")
         if len({t.layer for t in items}) != 1:
-            raise InputError(f"per-image targets must share one layer, got "
+            raise BadTarget(f"per-image targets must share one layer, got "
                              f"{', '.join(str(t) for t in items)}")
         self = super().__new__(cls, items)
         self.reason = reason
@@ -113,7 +113,7 @@ class PerImage(tuple):
         import numpy
         if any(t.position is None for t in self):
             if any(t.position is not None for t in self):
-                raise InputError("per-image targets: give every image a unit or none")
+                raise BadTarget("per-image targets: give every image a unit or none")
             return None
         return numpy.array([t.position for t in self], dtype=numpy.int64)
 
@@ -127,7 +127,7 @@ class PerImage(tuple):
 
     def _rows(self, act):
         if act.shape[0] % len(self):
-            raise InputError(f"{len(self)} per-image targets for a batch of {act.shape[0]}")
+            raise BadTarget(f"{len(self)} per-image targets for a batch of {act.shape[0]}")
         return [self[r % len(self)] for r in range(act.shape[0])]
 
     def score(self, act):
@@ -184,7 +184,7 @@ def parse(spec, net=None):
             pos = None if spec[2] is None else (int(spec[2][0]), int(spec[2][1]))
             t = Target(str(spec[0]), int(spec[1]), pos)
         else:
-            raise InputError(f"target {spec!r}: expected (layer, channel) or (layer, channel, (i, j))")
+            raise BadTarget(f"target {spec!r}: expected (layer, channel) or (layer, channel, (i, j))")
     elif isinstance(spec, str):
         parts = spec.strip().split(":")
         try:
@@ -198,10 +198,10 @@ def parse(spec, net=None):
             else:
                 raise ValueError
         except ValueError:
-            raise InputError(f"target {spec!r}: expected CLASS, LAYER:CHANNEL or "
+            raise BadTarget(f"target {spec!r}: expected CLASS, LAYER:CHANNEL or "
                              f"LAYER:CHANNEL:I,J (e.g. 281, conv5_3:12, conv5_3:12:3,4)") from None
     else:
-        raise InputError(f"target {spec!r}: expected an int, a tuple or a string")
+        raise BadTarget(f"target {spec!r}: expected an int, a tuple or a string")
     if net is not None:
         t.check(net)
     return t

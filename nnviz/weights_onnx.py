@@ -94,6 +94,103 @@ def _check(cond, name, node, k, what):
                          f"VGG")
 
 
+def _conv(node, k, a, const, name):
+    w, b = const(1), const(2)
+    _check(w is not None and w.ndim == 4, name, node, k, "has no 4-d weight")
+    kh, kw = w.shape[2:]
+    _check(a.get("group", 1) == 1, name, node, k, f"is a grouped convolution (group {a.get('group')})")
+    _check(list(a.get("strides", [1, 1])) == [1, 1], name, node, k, f"has strides {a.get('strides')}")
+    _check(list(a.get("dilations", [1, 1])) == [1, 1], name, node, k,
+           f"has dilations {a.get('dilations')}")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    _check(pads == [kh // 2, kw // 2] * 2 and a.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"),
+           name, node, k, f"has padding {pads} (a VGG pads its {kh}×{kw} kernels by {kh // 2})")
+    if b is None:
+        b = numpy.zeros(w.shape[0], numpy.float32)
+    return Step("conv", _label(node, k), node.output[0], w, b, tuple(w.shape))
+
+
+def _pool(node, k, a, name):
+    """The pooling step, or None for torchvision's AdaptiveAvgPool2d((7, 7)) at 224 px (an
+    identity average pooling)."""
+    op = node.op_type
+    ks, st = list(a.get("kernel_shape", [])), list(a.get("strides", a.get("kernel_shape", [])))
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if op == "AveragePool" and ks == [1, 1] and st == [1, 1] and not any(pads):
+        return None
+    _check(ks == [2, 2] and st == [2, 2] and not any(pads) and not a.get("ceil_mode", 0),
+           name, node, k, f"has kernel {ks}, strides {st}, pads {pads} (a VGG pools 2×2, stride 2)")
+    return Step("pool" if op == "MaxPool" else "avgpool", _label(node, k), node.output[0])
+
+
+def _gemm(node, k, a, const, name):
+    w, b = const(1), const(2)
+    _check(w is not None and w.ndim == 2, name, node, k, "has no 2-d weight")
+    _check(not a.get("transA", 0) and a.get("alpha", 1.0) == 1.0 and a.get("beta", 1.0) == 1.0,
+           name, node, k, f"scales or transposes its input ({a})")
+    stored = tuple(w.shape)
+    w = w if a.get("transB", 0) else w.T
+    if b is None:
+        b = numpy.zeros(w.shape[0], numpy.float32)
+    return Step("fc", _label(node, k), node.output[0], numpy.ascontiguousarray(w), b.reshape(-1), stored)
+
+
+def _matmul(node, k, const, values, consumers, name):
+    """A MatMul, with the Add of a constant after it as its bias when there is one."""
+    w = const(1)
+    _check(w is not None and w.ndim == 2, name, node, k, "has no 2-d weight")
+    out = node.output[0]
+    nxt = consumers.get(out, [])
+    b = None
+    if len(nxt) == 1 and nxt[0][1].op_type == "Add":
+        add = nxt[0][1]
+        other = [i for i in add.input if i != out]
+        if len(other) == 1 and other[0] in values:
+            b = numpy.asarray(values[other[0]], numpy.float32).reshape(-1)
+            out = add.output[0]
+    if b is None:
+        b = numpy.zeros(w.shape[1], numpy.float32)
+    return Step("fc", _label(node, k), out, numpy.ascontiguousarray(w.T), b, tuple(w.shape))
+
+
+def _refuse(node, k, op, name):
+    if op == "GlobalAveragePool":
+        raise InputError(f"{name}: {_label(node, k)} (GlobalAveragePool): a global average pooling "
+                         f"is not part of a VGG")
+    if op == "Transpose":
+        raise InputError(f"{name}: {_label(node, k)} (Transpose) on the data path: a channels-last "
+                         f"graph (as tf2onnx writes for Keras); export the model channels-first "
+                         f"(NCHW), as torch.onnx.export does")
+    raise InputError(f"{name}: {_label(node, k)} ({op}) on the data path is not a layer of a "
+                     f"plain VGG (Conv, Relu, MaxPool, Flatten, Gemm)")
+
+
+def _step(node, k, values, consumers, outputs, name):
+    """The :class:`Step` of one node on the data path (None: passed over) and the tensor it
+    hands on."""
+    op, a, out = node.op_type, _attrs(node), node.output[0]
+
+    def const(i):
+        return _const(values, node, k, i, name)
+    if op == "Conv":
+        return _conv(node, k, a, const, name), out
+    if op == "Relu":
+        return Step("relu", _label(node, k), out), out
+    if op in ("MaxPool", "AveragePool"):
+        return _pool(node, k, a, name), out
+    if op in ("Flatten", "Reshape"):
+        _check(op == "Reshape" or a.get("axis", 1) == 1, name, node, k, f"flattens from axis {a.get('axis')}")
+        return Step("flatten", _label(node, k), out), out
+    if op == "Gemm":
+        return _gemm(node, k, a, const, name), out
+    if op == "MatMul":
+        step = _matmul(node, k, const, values, consumers, name)
+        return step, step.output
+    if op in SKIPPED or (op == "Softmax" and out in outputs):
+        return None, out
+    _refuse(node, k, op, name)
+
+
 def chain(model, name="model.onnx"):
     """The layers of ``model`` (an ``onnx.ModelProto``) along its data path: a list of
     :class:`Step`. Raises InputError naming the node where the graph is no plain VGG chain."""
@@ -107,89 +204,16 @@ def chain(model, name="model.onnx"):
     for k, node in enumerate(graph.node):
         if node.input and node.op_type not in ("Shape", "Size", "Constant"):
             consumers.setdefault(node.input[0], []).append((k, node))
-    steps = []
-    current = inputs[0]
-    seen = 0
-    while True:
-        users = consumers.get(current, [])
-        if not users:
-            break
+    steps, current = [], inputs[0]
+    while consumers.get(current):
+        users = consumers[current]
         if len(users) > 1:
             raise InputError(f"{name}: tensor {current!r} feeds {len(users)} nodes "
                              f"({', '.join(_label(n, k) for k, n in users)}): not a chain of layers")
         k, node = users[0]
-        seen += 1
-        op, a = node.op_type, _attrs(node)
-        out = node.output[0]
-
-        def const(i, node=node, k=k):
-            return _const(values, node, k, i, name)
-
-        if op == "Conv":
-            w, b = const(1), const(2)
-            _check(w is not None and w.ndim == 4, name, node, k, "has no 4-d weight")
-            kh, kw = w.shape[2:]
-            _check(a.get("group", 1) == 1, name, node, k, f"is a grouped convolution (group {a.get('group')})")
-            _check(list(a.get("strides", [1, 1])) == [1, 1], name, node, k, f"has strides {a.get('strides')}")
-            _check(list(a.get("dilations", [1, 1])) == [1, 1], name, node, k,
-                   f"has dilations {a.get('dilations')}")
-            pads = list(a.get("pads", [0, 0, 0, 0]))
-            _check(pads == [kh // 2, kw // 2] * 2 and a.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"),
-                   name, node, k, f"has padding {pads} (a VGG pads its {kh}×{kw} kernels by {kh // 2})")
-            if b is None:
-                b = numpy.zeros(w.shape[0], numpy.float32)
-            steps.append(Step("conv", _label(node, k), out, w, b, tuple(w.shape)))
-        elif op == "Relu":
-            steps.append(Step("relu", _label(node, k), out))
-        elif op in ("MaxPool", "AveragePool"):
-            ks, st = list(a.get("kernel_shape", [])), list(a.get("strides", a.get("kernel_shape", [])))
-            pads = list(a.get("pads", [0, 0, 0, 0]))
-            if op == "AveragePool" and ks == [1, 1] and st == [1, 1] and not any(pads):
-                current = out           # torchvision's AdaptiveAvgPool2d((7, 7)) at 224 px: identity
-                continue
-            _check(ks == [2, 2] and st == [2, 2] and not any(pads) and not a.get("ceil_mode", 0),
-                   name, node, k, f"has kernel {ks}, strides {st}, pads {pads} (a VGG pools 2×2, stride 2)")
-            steps.append(Step("pool" if op == "MaxPool" else "avgpool", _label(node, k), out))
-        elif op == "GlobalAveragePool":
-            raise InputError(f"{name}: {_label(node, k)} (GlobalAveragePool): a global average pooling "
-                             f"is not part of a VGG")
-        elif op in ("Flatten", "Reshape"):
-            _check(op == "Reshape" or a.get("axis", 1) == 1, name, node, k, f"flattens from axis {a.get('axis')}")
-            steps.append(Step("flatten", _label(node, k), out))
-        elif op == "Gemm":
-            w, b = const(1), const(2)
-            _check(w is not None and w.ndim == 2, name, node, k, "has no 2-d weight")
-            _check(not a.get("transA", 0) and a.get("alpha", 1.0) == 1.0 and a.get("beta", 1.0) == 1.0,
-                   name, node, k, f"scales or transposes its input ({a})")
-            stored = tuple(w.shape)
-            w = w if a.get("transB", 0) else w.T
-            if b is None:
-                b = numpy.zeros(w.shape[0], numpy.float32)
-            steps.append(Step("fc", _label(node, k), out, numpy.ascontiguousarray(w), b.reshape(-1), stored))
-        elif op == "MatMul":
-            w = const(1)
-            _check(w is not None and w.ndim == 2, name, node, k, "has no 2-d weight")
-            nxt = consumers.get(out, [])
-            b = None
-            if len(nxt) == 1 and nxt[0][1].op_type == "Add":
-                add = nxt[0][1]
-                other = [i for i in add.input if i != out]
-                if len(other) == 1 and other[0] in values:
-                    b = numpy.asarray(values[other[0]], numpy.float32).reshape(-1)
-                    out = add.output[0]
-            if b is None:
-                b = numpy.zeros(w.shape[1], numpy.float32)
-            steps.append(Step("fc", _label(node, k), out, numpy.ascontiguousarray(w.T), b, tuple(w.shape)))
-        elif op in SKIPPED or (op == "Softmax" and out in outputs):
-            pass
-        elif op == "Transpose":
-            raise InputError(f"{name}: {_label(node, k)} (Transpose) on the data path: a channels-last "
-                             f"graph (as tf2onnx writes for Keras); export the model channels-first "
-                             f"(NCHW), as torch.onnx.export does")
-        else:
-            raise InputError(f"{name}: {_label(node, k)} ({op}) on the data path is not a layer of a "
-                             f"plain VGG (Conv, Relu, MaxPool, Flatten, Gemm)")
-        current = out
+        step, current = _step(node, k, values, consumers, outputs, name)
+        if step is not None:
+            steps.append(step)
     if not steps:
         raise InputError(f"{name}: no layers found along the data path from input {inputs[0]!r}")
     return steps

@@ -393,8 +393,8 @@ def nets():
 def _all_rules():
     rules = {"backprop": "backprop"}
     rules.update((name, name) for name in R.PRESETS)
-    rules["deconvnet without switches"] = R.Composite([("ReLU", "deconvnet"),
-                                                       ("MaxPool2d", "no_switches")])
+    rules["deconvnet without switches"] = R.Composite([("activation", "deconvnet"),
+                                                       ("maxpool", "no_switches")])
     return rules
 
 

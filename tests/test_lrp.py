@@ -235,6 +235,92 @@ def test_a_layer_needs_its_input_for_lrp():
 
 
 # ---------------------------------------------------------------------------------------
+# a layer that nnviz has never seen: every rule through its own map
+# ---------------------------------------------------------------------------------------
+
+class EinsumPointwise:
+    """A 1×1 convolution written with einsum, only here: it offers what the rules read
+    (``family``, ``params``, ``affine``, ``affine_t``) and a forward and gradient, and nothing
+    of nnviz.layers. Weight (O, C), bias (O,)."""
+
+    family = "convolution"
+    params = ("weight", "bias")
+
+    def __init__(self, weight, bias):
+        self.weight, self.bias, self.name = weight, bias, None
+
+    def affine(self, x, weight, bias=None):
+        y = numpy.einsum("oc,nchw->nohw", weight, x)
+        return y if bias is None else y + bias[None, :, None, None]
+
+    def affine_t(self, g, weight, x):
+        return numpy.einsum("oc,nohw->nchw", weight, g)
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return self.affine(x, self.weight, self.bias)
+
+    def gradient(self, dy):
+        return self.affine_t(dy, self.weight, None)
+
+
+def _einsum_net(rng):
+    """nnviz: pointwise (einsum) → ReLU → Conv2d 3×3 → ReLU → pointwise (einsum); torch: the
+    same with Conv2d(kernel_size=1) twins, under the same names."""
+    p1 = EinsumPointwise(rng.standard_normal((6, 3)), rng.standard_normal(6))
+    conv = _filled(L.Conv2d(6, 5, 3, padding=1, dtype=numpy.float64), rng)
+    p2 = EinsumPointwise(rng.standard_normal((4, 5)), rng.standard_normal(4))
+    net = nnviz.Net([("p1", p1), ("r1", L.ReLU()), ("conv", conv), ("r2", L.ReLU()), ("p2", p2)],
+                    arch="einsum", device="cpu")
+    mods = OrderedDict()
+    for name, layer in net.layers.items():
+        if isinstance(layer, EinsumPointwise):
+            m = torch.nn.Conv2d(layer.weight.shape[1], layer.weight.shape[0], 1).double()
+            m.weight.data = _t(layer.weight[:, :, None, None])
+            m.bias.data = _t(layer.bias)
+            mods[name] = m
+        else:
+            mods[name] = torch_layer(layer)
+    return net, torch.nn.Sequential(mods)
+
+
+EINSUM_RULES = {    # the issue's seven rules: (nnviz, zennit)
+    "epsilon": (R.Epsilon(0.1), ZR.Epsilon(0.1)), "gamma": (R.Gamma(0.3), ZR.Gamma(0.3)),
+    "zplus": (R.ZPlus(), ZR.ZPlus()), "alphabeta": (R.AlphaBeta(2, 1), ZR.AlphaBeta(2, 1)),
+    "flat": (R.Flat(), ZR.Flat()), "wsquare": (R.WSquare(), ZR.WSquare()),
+    "zbox": (R.ZBox(-2.0, 3.0), ZR.ZBox(-2.0, 3.0))}
+
+
+@pytest.mark.parametrize("name", list(EINSUM_RULES))
+def test_a_layer_nnviz_has_never_seen_gets_every_rule(name):
+    """A layer class defined only in this test (a pointwise convolution by einsum), in a Net
+    with nnviz's own layers: each LRP rule at both of its instances (z^B at the first only,
+    ε elsewhere) against zennit 0.5.1's rule on torch's Conv2d(kernel_size=1) with the same
+    weights, float64; and its plain gradient against torch's. Nothing in nnviz.rules names
+    the class: the rule calls the layer's affine and affine_t."""
+    rng = numpy.random.default_rng(21)
+    net, model = _einsum_net(rng)
+    x = rng.uniform(-2.0, 3.0, (2, 3, 6, 7))
+    ours, theirs = EINSUM_RULES[name]
+    rest, rest_z = R.Epsilon(), ZR.Epsilon()
+    if name == "zbox":
+        rule = {"p1": ours, "conv": rest, "p2": rest, "r*": "pass"}
+        names = [(("p1",), theirs), (("conv", "p2"), rest_z)]
+    else:
+        rule = {"p1": ours, "conv": rest, "p2": ours, "r*": "pass"}
+        names = [(("p1", "p2"), theirs), (("conv",), rest_z)]
+    composite = ZC.NameMapComposite(names + [(("r1", "r2"), ZR.Pass())])
+    target = ("p2", 1)                      # the channel, its positive and negative units
+    got = methods.lrp(net, x, target, rule=rule, seed="score")
+    ref = zennit_relevance(model, x, composite, _mask(net, x, target), "score")
+    assert numpy.abs(ref).max() > 0 and got.shape == x.shape
+    assert rel_err(got, ref) < TOL
+    xt = _t(x).requires_grad_(True)
+    model(xt)[:, 1].sum().backward()
+    assert rel_err(methods.saliency(net, x, target), xt.grad.numpy()) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------
 # VGG16: every rule everywhere, every composite, a per-layer dict
 # ---------------------------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def test_pass_at_every_relu_matches_torch(net, monkeypatch, how):
     seed = _seed(net, x, "conv4_2", 5)
     relus = [n for n in net.layer_names[:net.layer_names.index("conv4_2")] if n.startswith("relu")]
     rule = {"preset": "pass", "dict": {n: "pass" for n in relus},
-            "object": rules.Composite({"ReLU": rules.Pass()})}[how]
+            "object": rules.Composite({"activation": rules.Pass()})}[how]
     g = net.backward(seed, start="conv4_2", rule=rule)
     ref = twin(net).gradient(x, "conv4_2", seed, rule={n: "pass" for n in relus})
     assert rel_err(g, ref) < 1e-10
@@ -135,7 +135,7 @@ def test_rule_on_any_layer_in_a_dict(net):
     rule = {n: ("deconvnet" if n.startswith("relu") else "no_switches")
             for n in names if n.startswith(("relu", "pool"))}
     g = net.backward(seed, start="relu3_3", rule=rule)
-    comp = rules.Composite([("ReLU", "deconvnet"), ("MaxPool2d", "no_switches")])
+    comp = rules.Composite([("activation", "deconvnet"), (L.MaxPool2d, "no_switches")])
     assert numpy.array_equal(g, net.backward(seed, start="relu3_3", rule=comp))
     ref = twin(net).project(x, "relu3_3", seed, rule="deconvnet", switches="fixed")
     assert rel_err(g, ref) < 1e-10

@@ -9,7 +9,7 @@ import numpy
 
 from .. import io, methods, models, render, targets
 from ..backend import to_numpy
-from ..errors import InputError
+from ..errors import BadTarget
 from ..methods.attribution import DEFAULT_LAYER, default_target
 from ..vgg import TOP_LAYERS
 from .common import (
@@ -44,7 +44,9 @@ EXAMPLES = """examples:
 """
 
 
-def _add_inputs(p, grid=True, target=True):
+def add_inputs(p, grid=True, target=True):
+    """The options of every attribution command: the common ones, --image, --size, and where
+    fitting --target and --grid."""
     add_common(p)
     p.add_argument("--image", action="append", default=None, metavar="PATH",
                    help="an image file or sample:NAME (astronaut, chelsea, coffee); repeatable "
@@ -64,7 +66,7 @@ def _add_inputs(p, grid=True, target=True):
 def register(sub):
     def parser(name, help, func, grid=True, target=True):
         p = add_parser(sub, name, help, EXAMPLES.format(name=name))
-        _add_inputs(p, grid, target)
+        add_inputs(p, grid, target)
         p.set_defaults(func=func, command_name=name)
         return p
 
@@ -131,17 +133,15 @@ def register(sub):
 # shared steps
 # ---------------------------------------------------------------------------------------
 
-def _setup(args):
-    """(net, images (N, H, W, 3) uint8, x (N, 3, H, W), paths, targets) from the arguments."""
-    if args.size < 32:
-        raise InputError(f"--size {args.size}: VGG needs images of at least 32×32 pixels")
+def setup(args):
+    """(net, images (N, H, W, 3) uint8, x (N, 3, H, W), paths, targets) from the arguments: the
+    images loaded, the targets checked (refused where exactly 0), or each image's default
+    target chosen. The net keeps the images' forward (see :meth:`Net.reusing_forward`)."""
     paths = args.image or ["sample:astronaut"]
     specs = [targets.parse(s) for s in (getattr(args, "target", None) or [])]
     needs_top = any(t.layer in TOP_LAYERS for t in specs)
-    for t in specs:
-        if t.layer in TOP_LAYERS and args.size != 224:
-            raise InputError(f"target {t} needs --size 224 (the fully connected layers take "
-                             f"224×224 images), got --size {args.size}")
+    for t in specs:        # before the net is built: the fully connected layers take 224 px
+        models.check_size(args.arch, t.layer, (args.size, args.size), f"target {t}", "--size")
     net = load_net(args, include_top=needs_top and args.weights != "default")
     for t in specs:
         t.check(net)
@@ -180,7 +180,7 @@ def _refuse_zero(net, x, paths, specs):
         for i in targets.zero_images(t, act):
             top = ", ".join(str(c) for c in targets.strongest_channels(act[i]))
             what = "class" if t.is_class else "channel"
-            raise InputError(f"{t} is exactly 0 on {stem(paths[i])}: nothing to attribute; try "
+            raise BadTarget(f"{t} is exactly 0 on {stem(paths[i])}: nothing to attribute; try "
                              f"--target {'' if t.is_class else t.layer + ':'}N (the image's "
                              f"strongest {what}s: {top})")
 
@@ -191,35 +191,24 @@ def _nonzero(maps, t, paths, name):
     flat = maps.reshape(maps.shape[0], -1)
     for i in range(flat.shape[0]):
         if not bool((flat[i] != 0).any()):
-            raise InputError(f"{name} of {t} is zero everywhere on {stem(paths[i])} (its gradient "
+            raise BadTarget(f"{name} of {t} is zero everywhere on {stem(paths[i])} (its gradient "
                              f"is): nothing to draw; try another --target")
     return maps
 
 
 def _check_memory(args, net, n, specs):
-    """Refuse, before any image is loaded, a run whose estimated memory exceeds the limit:
-    the forward and backward of the batch (ig and SmoothGrad-ig: ``n`` images times up to 8
-    path points at once) and the method's own arrays (noise, sums, projections, the trace's
-    recorded gradients)."""
+    """Refuse, before any image is loaded, a run whose estimated memory
+    (:func:`nnviz.methods.attribution.memory_estimate`) exceeds the limit."""
     name = args.command_name
     layers = [t.layer for t in specs] or [DEFAULT_LAYER]
-    if name in ("gradcam", "guided-gradcam"):
-        layers.append(args.layer)
-    if name == "top-units":
+    if name in ("gradcam", "guided-gradcam", "top-units"):
         layers.append(args.layer)
     layers = [a for a in layers if a in net.layers]
     until = max(layers, key=net.layer_names.index) if layers else None
-    batch, extra = n, 3.0                # the images, x and the map
-    if name == "ig" or (name == "smoothgrad" and args.method == "ig"):
-        batch, extra = n * min(8, args.steps + 1), extra + 3
-    if name == "smoothgrad":
-        extra += 3                        # the noise, x + noise, the running sum
-    if name == "top-units":
-        extra += 2 * args.n               # each channel's unit and channel projections
-    need = models.memory_estimate(net, batch, args.size, args.size, until)
-    if name == "trace":
-        need *= 2                         # every layer's gradient is kept too
-    need += int(extra * n * 3 * args.size * args.size * 4)
+    method = args.method if name == "smoothgrad" else name
+    need = methods.attribution.memory_estimate(
+        net, n, args.size, args.size, until, method, steps=getattr(args, "steps", None),
+        smoothed=name == "smoothgrad", channels=getattr(args, "n", None))
     check_memory(args, need, f"{name} on {n} image{'s' if n != 1 else ''} of "
                              f"{args.size}×{args.size}")
 
@@ -242,7 +231,7 @@ def _each(t, i):
 
 def _write(args, kind, compute):
     """Run ``compute(net, x, target) -> maps (N, ...)`` for every target and write the PNGs."""
-    net, images, x, paths, specs = _setup(args)
+    net, images, x, paths, specs = setup(args)
     name = args.command_name
     outputs = Outputs(args, paths)
     if args.grid:
@@ -250,8 +239,9 @@ def _write(args, kind, compute):
     else:
         pngs = {outputs.path(output_name(args, name, stem(p), _each(t, i), named=IN_NAME) + ".png"): (i, k)
                 for i, p in enumerate(paths) for k, t in enumerate(specs)}
-    maps = [_nonzero(finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
-                                       f"{name} of {t}"), t, paths, name) for t in specs]
+    with net.reusing_forward():           # one forward of the images for every target
+        maps = [_nonzero(finite_or_explain(net, compute(net, x, t), lambda t=t: compute(net, x, t),
+                                           f"{name} of {t}"), t, paths, name) for t in specs]
     announce(args)
     written = []
     if args.grid:
@@ -339,11 +329,12 @@ def run_top_units(args):
     """One PNG per image: for each of the n strongest channels, the projection of its
     strongest unit (cropped to the unit's receptive field), the image crop, and the
     projection of the whole channel (Zeiler & Fergus 2014, fig. 2)."""
-    net, images, x, paths, _ = _setup(args)
+    net, images, x, paths, _ = setup(args)
     outputs = Outputs(args, paths)
     outs = [outputs.path(output_name(args, "top-units", stem(p), args.layer,
                                      named=("image", "layer")) + ".png") for p in paths]
-    res = methods.top_units(net, x, args.layer, n=args.n, rule=args.rule)
+    with net.reusing_forward():           # one forward for every channel's projections
+        res = methods.top_units(net, x, args.layer, n=args.n, rule=args.rule)
     finite_or_explain(net, res["channel"], lambda: methods.top_units(
         net, x, args.layer, n=args.n, rule=args.rule), f"top-units of {args.layer}")
     bgr = net.preprocessing == "caffe"
@@ -365,14 +356,15 @@ def run_top_units(args):
 def run_trace(args):
     """One trace per target (``--format``: an HDF5 file, an .npz, or a folder of .npy): every
     layer's ``activation`` and ``gradient`` (or ``relevance``), with the schema's metadata."""
-    net, images, x, paths, specs = _setup(args)
+    net, images, x, paths, specs = setup(args)
     outputs = Outputs(args, paths)
     name = "-".join(slug(stem(p)) for p in paths)
     ext = {"h5": ".h5", "npz": ".npz", "npy": ""}[args.format]
     outs = [outputs.path(output_name(args, "trace", name, t, args.rule,
                                      named=IN_NAME + ("rule", "format")) + ext) for t in specs]
-    for t, out in zip(specs, outs):
-        announce(args)
-        methods.trace(net, x, t, args.rule, out, format=args.format)
-        say(args, out)
+    with net.reusing_forward():
+        for t, out in zip(specs, outs):
+            announce(args)
+            methods.trace(net, x, t, args.rule, out, format=args.format)
+            say(args, out)
     return 0

@@ -417,9 +417,9 @@ def sigterm_as_interrupt():
 
 
 def execute(args):
-    """:func:`run_command` as a command line does it: the exit status, with bad input as one
-    line on stderr (status 2) and a failed run as one line too (status 1). SIGTERM is taken
-    as Ctrl-C."""
+    """:func:`run_command` as a command line does it: the exit status, with bad input (an
+    :class:`InputError`, of whatever kind) as one line on stderr, status 2, and a run that
+    failed otherwise as one line too, status 1. SIGTERM is taken as Ctrl-C."""
     try:
         with sigterm_as_interrupt():
             return run_command(args) or 0
@@ -428,7 +428,7 @@ def execute(args):
         return 1
     except (InputError, KeyError, ValueError, TypeError, RuntimeError, OSError,
             MemoryError) as e:
-        if isinstance(e, KeyError) and e.args:
+        if isinstance(e, KeyError) and not isinstance(e, InputError) and e.args:
             msg = e.args[0]
         elif isinstance(e, MemoryError):
             msg = f"out of memory{': ' + str(e) if str(e) else ''} (see --max-memory)"

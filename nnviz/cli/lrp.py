@@ -4,7 +4,7 @@ positive, blue negative, symmetric about zero) over the image."""
 from .. import io, methods, render, rules
 from ..errors import InputError
 from ..methods.lrp import SEEDS, totals
-from .attribution import _add_inputs, _setup, announce
+from .attribution import add_inputs, announce, setup
 from .common import NONNEG, Outputs, add_parser, output_name, say, slug, stem
 
 EXAMPLES = """examples:
@@ -29,7 +29,7 @@ MAP_HELP = ("rules for some layers over --rule: LAYER=RULE,..., LAYER a name (co
 def register(sub):
     p = add_parser(sub, "lrp", "Bach et al. 2015, Montavon et al. 2017, 2019: layer-wise relevance "
                    "propagation, heat maps in red (positive) and blue (negative)", EXAMPLES)
-    _add_inputs(p)
+    add_inputs(p)
     p.set_defaults(func=run_lrp, command_name="lrp")
     g = p.add_argument_group("relevance")
     g.add_argument("--rule", action="append", default=None, metavar="RULE", help=RULE_HELP)
@@ -59,7 +59,7 @@ def build_rule(args, spec):
                 raise InputError(f"--{option} sets a parameter of a composite; give it in "
                                  f"--rule itself, e.g. --rule {option}:0.25")
         rule = rules.get(spec)
-        if not isinstance(rule, rules.LRPRule) or not rule.fits_layer_kind("Conv2d") or (
+        if not isinstance(rule, rules.LRPRule) or "convolution" not in rule.families or (
                 isinstance(rule, rules.ZBox)):
             raise InputError(f"--rule {spec}: expected an LRP composite ("
                              f"{', '.join(rules.COMPOSITES)}) or a rule for every convolution and "
@@ -87,7 +87,7 @@ def run_lrp(args):
     and rule): the relevance over the image."""
     specs_rule = args.rule or ["epsilon_gamma_box"]
     built = [build_rule(args, spec) for spec in specs_rule]       # bad rules fail before any work
-    net, images, x, paths, specs = _setup(args)
+    net, images, x, paths, specs = setup(args)
     outputs = Outputs(args, paths)
     suffix = "-map" if args.rule_map else ""
     labels = [slug(spec + suffix) for spec in specs_rule]
@@ -101,12 +101,13 @@ def run_lrp(args):
                 for i, p in enumerate(paths) for k, t in enumerate(specs)
                 for r, label in enumerate(labels)}
     maps = {}
-    for k, t in enumerate(specs):
-        for r, (spec, rule) in enumerate(zip(specs_rule, built)):
-            record = {} if args.table else None
-            maps[k, r] = methods.lrp(net, x, t, rule=rule, seed=args.seed_with, record=record)
-            if record is not None:
-                _table(args, t, spec, record)
+    with net.reusing_forward():           # one forward of the images for every target and rule
+        for k, t in enumerate(specs):
+            for r, (spec, rule) in enumerate(zip(specs_rule, built)):
+                record = {} if args.table else None
+                maps[k, r] = methods.lrp(net, x, t, rule=rule, seed=args.seed_with, record=record)
+                if record is not None:
+                    _table(args, t, spec, record)
     announce(args)
     if args.grid:
         tiles, names = [], []

@@ -32,18 +32,20 @@ from .. import backend, rules, targets
 from ..backend import get_array_module
 from ..errors import InputError
 from ..functional import gaussian_blur
+from ..models import memory_estimate as net_memory
 from ..models import receptive_field
 
 MODES = ("unit", "channel")
 # the deconvnet without switches: rectifying ReLUs, unpooling to each window's first pixel
-DECONVNET_NO_SWITCHES = rules.Composite([("ReLU", "deconvnet"), ("MaxPool2d", "no_switches")])
+DECONVNET_NO_SWITCHES = rules.Composite([("activation", "deconvnet"), ("maxpool", "no_switches")])
 
 
 # ---------------------------------------------------------------------------------------
 # forward to a target, and back
 # ---------------------------------------------------------------------------------------
 
-def _as_batch(net, x):
+def as_batch(net, x):
+    """``x`` checked as a preprocessed batch (N, C, H, W) of floats, on the net's device."""
     if not hasattr(x, "ndim") or x.ndim != 4:
         raise InputError(f"expected a preprocessed batch x: (N, C, H, W), got shape "
                          f"{tuple(getattr(x, 'shape', ()))}; use net.preprocess(images)")
@@ -52,7 +54,7 @@ def _as_batch(net, x):
     return backend.to_device(x, net.device)
 
 
-def _forward(net, x, layer):
+def forward_to(net, x, layer):
     """Run ``x`` up to ``layer``; an unknown layer, or a fully connected layer at a size other
     than 224 (:meth:`nnviz.models.Net.check_size`), is an InputError."""
     targets.Target(layer, 0).check(net)
@@ -60,10 +62,10 @@ def _forward(net, x, layer):
     return net.activations[layer]
 
 
-def _target(net, x, target):
+def target_activation(net, x, target):
     """Parse and check ``target``, forward ``x`` to its layer; returns (target, activation)."""
     t = targets.parse(target).check(net)
-    act = _forward(net, x, t.layer)
+    act = forward_to(net, x, t.layer)
     t.check(net, act.shape)
     return t, act
 
@@ -71,8 +73,8 @@ def _target(net, x, target):
 def gradient(net, x, target, rule="backprop"):
     """The gradient of the target's score with respect to ``x`` under the ReLU ``rule``
     (``"backprop"``, ``"deconvnet"``, ``"guided"`` or a dict ReLU name -> rule)."""
-    x = _as_batch(net, x)
-    t, act = _target(net, x, target)
+    x = as_batch(net, x)
+    t, act = target_activation(net, x, target)
     return net.backward(t.seed(act), start=t.layer, rule=rule)
 
 
@@ -81,6 +83,29 @@ def saliency(net, x, target):
     are pre-softmax) with respect to the input. ``x: (N, C, H, W)`` -> same shape; render it
     with ``nnviz.render.magnitude`` (max over colours of |g|)."""
     return gradient(net, x, target, "backprop")
+
+
+def memory_estimate(net, n, h, w, until=None, method="saliency", steps=None, smoothed=False,
+                    channels=None):
+    """Bytes that ``method`` (``saliency``, ``ig``, ``top-units``, ``trace``, …) holds at its
+    peak on ``n`` images of ``h × w`` explained at layer ``until``: the forward and backward of
+    the batch it runs at once (:func:`nnviz.models.memory_estimate`; integrated gradients:
+    ``n`` images times up to 8 path points), and its own arrays, each ``n`` float32 images:
+    the images, x and the map (3), integrated gradients' path and sums (3 more), SmoothGrad's
+    noise, noisy copy and running sum (3 more, ``smoothed``), top units' unit and channel
+    projections (2 per channel of ``channels``); a trace keeps every layer's gradient too
+    (twice the net's)."""
+    batch, extra = n, 3.0
+    if method == "ig":
+        batch, extra = n * min(8, int(steps or 64) + 1), extra + 3
+    if smoothed:
+        extra += 3
+    if method == "top-units":
+        extra += 2 * int(channels or 9)
+    need = net_memory(net, batch, h, w, until)
+    if method == "trace":
+        need *= 2
+    return need + int(extra * n * 3 * h * w * 4)
 
 
 # ---------------------------------------------------------------------------------------
@@ -125,12 +150,12 @@ def _unit_seed(act, channels, position, mode, seed):
 
 
 def _project(net, x, layer, channels, position, mode, rule, seed, switches=True):
-    x = _as_batch(net, x)
+    x = as_batch(net, x)
     pos = [None] if position is None else [tuple(int(v) for v in p)
                                            for p in numpy.asarray(position).reshape(-1, 2)]
     for p in pos:
         targets.Target(layer, int(numpy.max(channels)), p).check(net)
-    act = _forward(net, x, layer)
+    act = forward_to(net, x, layer)
     for p in pos:
         for c in (numpy.min(channels), numpy.max(channels)):
             targets.Target(layer, int(c), p).check(net, act.shape)
@@ -186,8 +211,8 @@ def top_units(net, x, layer, n=9, rule="guided"):
     """
     if rule not in ("guided", "deconvnet"):
         raise InputError(f"rule {rule!r}: expected 'guided' or 'deconvnet'")
-    x = _as_batch(net, x)
-    act = _forward(net, x, layer)
+    x = as_batch(net, x)
+    act = forward_to(net, x, layer)
     if act.ndim != 4:
         raise InputError(f"layer {layer!r} has no spatial map; give a convolutional layer")
     n = int(n)
@@ -253,14 +278,15 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
     ``.details[i]`` image i's unit and values). An image with no unit > 0 at
     ``layer`` is an :class:`InputError` (nothing to attribute).
     """
-    x = _as_batch(net, x)
-    act = _forward(net, x, layer)
+    x = as_batch(net, x)
+    H, W = x.shape[2:]
+    sigma = max(H, W) / 28 if sigma is None else float(sigma)
+    # the blurred copy first, the image last: its forward is the one the net keeps
+    ref = backend.to_numpy(forward_to(net, gaussian_blur(x, sigma), layer)).astype(numpy.float64)
+    act = forward_to(net, x, layer)
     if act.ndim != 4:
         raise InputError(f"default targets are units of a convolutional layer, not {layer!r}")
     act = backend.to_numpy(act).astype(numpy.float64)
-    H, W = x.shape[2:]
-    sigma = max(H, W) / 28 if sigma is None else float(sigma)
-    ref = backend.to_numpy(_forward(net, gaussian_blur(x, sigma), layer)).astype(numpy.float64)
     middle = central_units(net, layer, act.shape[2:], (H, W), region)
     where = f"among units centred in the middle {region:.0%} of each side"
     if not middle.any():
@@ -293,7 +319,7 @@ def default_target(net, x, layer=DEFAULT_LAYER, sigma=None, region=0.5):
 def gradient_x_input(net, x, target):
     """Gradient × input (Shrikumar et al.): ``x * dS/dx``, elementwise, shaped as ``x``.
     ``x`` is the preprocessed input (for Caffe weights: BGR minus the ImageNet mean)."""
-    x = _as_batch(net, x)
+    x = as_batch(net, x)
     return x * saliency(net, x, target)
 
 
@@ -326,7 +352,7 @@ def smoothgrad(method, net, x, target, n=50, sigma=0.15, seed=0, squared=False, 
     ``rng.standard_normal(x.shape)`` (float64), scaled and cast to ``x``'s dtype.
     """
     f = _method(method)
-    x = _as_batch(net, x)
+    x = as_batch(net, x)
     n = int(n)
     if n < 1:
         raise InputError(f"smoothgrad needs n >= 1 samples, got {n}")
@@ -384,7 +410,7 @@ def integrated_gradients(net, x, target, baseline=None, steps=64, integration="m
 
     ``x: (N, C, H, W)`` -> attributions shaped as ``x``.
     """
-    x = _as_batch(net, x)
+    x = as_batch(net, x)
     xp = get_array_module(x)
     if baseline is None:
         baseline = xp.zeros_like(x)
@@ -432,8 +458,8 @@ def trace(net, x, target, rule="backprop", path=None, force=True, format=None):
     writes the same arrays and description with NumPy alone (:func:`write_trace`), for tests
     in any language; :func:`read_trace` reads all three.
     """
-    x = _as_batch(net, x)
-    t, act = _target(net, x, target)
+    x = as_batch(net, x)
+    t, act = target_activation(net, x, target)
     relevance = rules.is_relevance(rule)
     seed = t.seed(act) * act if relevance else t.seed(act)
     placed = net.assign_rules(rule, act.dtype) if relevance else rule

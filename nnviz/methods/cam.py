@@ -6,7 +6,7 @@ for Grad-CAM and shaped as ``x`` for guided Grad-CAM. Gradients by ``Net.backwar
 """
 from ..errors import InputError
 from ..functional import resize_bilinear
-from .attribution import _as_batch, _target, gradient
+from .attribution import as_batch, gradient, target_activation
 
 
 def gradcam(net, x, target, layer="relu5_3", upsample=True):
@@ -17,8 +17,8 @@ def gradcam(net, x, target, layer="relu5_3", upsample=True):
     ``x: (N, C, H, W)`` -> ``(N, 1, H, W)`` (``(N, 1, h, w)`` at the layer's resolution with
     ``upsample=False``).
     """
-    x = _as_batch(net, x)
-    t, act = _target(net, x, target)
+    x = as_batch(net, x)
+    t, act = target_activation(net, x, target)
     if layer not in net.layers:
         raise InputError(f"unknown Grad-CAM layer {layer!r} for {net.arch}: expected one of "
                          f"{', '.join(net.layers)}")

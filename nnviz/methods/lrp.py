@@ -25,7 +25,7 @@ from collections import OrderedDict, namedtuple
 from .. import rules as R
 from ..backend import to_numpy
 from ..errors import InputError
-from .attribution import _as_batch, _target
+from .attribution import as_batch, target_activation
 
 SEEDS = ("score", "one")
 
@@ -59,8 +59,8 @@ def lrp(net, x, target, rule="epsilon_gamma_box", seed="score", record=None):
     """
     if seed not in SEEDS:
         raise InputError(f"seed {seed!r}: expected one of {', '.join(SEEDS)}")
-    x = _as_batch(net, x)
-    t, act = _target(net, x, target)
+    x = as_batch(net, x)
+    t, act = target_activation(net, x, target)
     dy = t.seed(act)
     if seed == "score":
         dy = dy * act
