@@ -342,7 +342,7 @@ def read(src, arch=None, loader=None):
     else:
         raise InputError(f"{src}: not a weight file nnviz can read (expected HDF5 from Keras or "
                          f"nnviz, a PyTorch state dict .pth/.pt, or an ONNX model .onnx)")
-    params, arch = _assemble(convs, fcs, arch, name)
+    params, arch = assemble(convs, fcs, arch, name)
     what = meta.pop("what")
     meta.setdefault("source", f"{what} {name}")
     meta.setdefault("license", UNKNOWN_LICENSE)
@@ -350,9 +350,11 @@ def read(src, arch=None, loader=None):
     return params, meta
 
 
-def _assemble(convs, fcs, arch, name):
-    """Name the layers in order and check every shape against ``arch`` (detected from the
-    number of convolutions when None)."""
+def assemble(convs, fcs, arch, name):
+    """``(params, arch)`` from the convolutions and linear layers of a model in order, each
+    ``(label, stored shape, weight, bias)`` in PyTorch layout: the layers named, every shape
+    checked against ``arch`` (detected from the number of convolutions when None); ``name``
+    names the source in errors."""
     found = ARCH_BY_CONVS.get(len(convs))
     expect = ", ".join(f"{a} ({sum(c)})" for a, c in CONFIGS.items())
     if arch is not None and arch not in CONFIGS:

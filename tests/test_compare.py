@@ -29,7 +29,7 @@ from nnviz import cli, io, methods
 from nnviz.errors import InputError
 from nnviz.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from nnviz.methods import compare as C
-from nnviz.methods.attribution import read_trace
+from nnviz.methods.attribution import read_trace, weights_digest
 from nnviz.testing import assert_matches_reference
 
 torch = pytest.importorskip("torch")
@@ -173,8 +173,6 @@ def test_captum_lrp_at_the_input(net, model, x):
     input row has a backward); against nnviz's epsilon_plus (z⁺ at the convolutions) it
     differs; a channel target (no output Captum can seed) is refused."""
     pytest.importorskip("captum")
-    if not hasattr(C.R, "Epsilon"):
-        pytest.skip("nnviz.rules has no LRP rules")
     act = net.forward(x, until="relu2_2")
     c, i, j = (int(v) for v in numpy.unravel_index(numpy.argmax(act[0]), act.shape[1:]))
     report = C.compare(model, x, f"relu2_2:{c}:{i},{j}", preset="captum-lrp")
@@ -188,31 +186,28 @@ def test_captum_lrp_at_the_input(net, model, x):
 
 
 def test_zennit_composites_equal_in_float64(net, model, x, tmp_path):
-    """Oracle: zennit 0.5.1's guided_backprop and deconvnet composites and, where nnviz.rules
-    has them, its epsilon_gamma_box composite (zennit.attribution.Gradient, attr_output = the
-    seed times the score), every layer equal to 1e-10 in float64, also against a golden LRP
-    trace; asked for another composite, the layers whose rule differs are named."""
+    """Oracle: zennit 0.5.1's guided_backprop, deconvnet and epsilon_gamma_box composites
+    (zennit.attribution.Gradient, attr_output = the seed times the score), every layer equal
+    to 1e-10 in float64, also against a golden LRP trace; asked for another composite, the
+    layers whose rule differs are named."""
     stub_torchvision()
     pytest.importorskip("zennit")
     target = strongest(net, x, "relu2_2")
-    presets = ["zennit-guided", "zennit-deconvnet"]
-    presets += [p for p in ("zennit-epsilon-gamma-box",) if C.lrp_available(C.PRESETS[p].method)]
-    for preset in presets:
+    for preset in ("zennit-guided", "zennit-deconvnet", "zennit-epsilon-gamma-box"):
         report = C.compare(model, x, target, preset=preset)
         assert report.verdict == "equal", report.table()
         assert_nontrivial(report, net, x)
-    if "zennit-epsilon-gamma-box" in presets:
-        # zennit's γ rule where nnviz is asked for z⁺: the convolutions are named, acting as γ (zB at conv1_1)
-        report = C.compare(model, x, target, preset="zennit-epsilon-gamma-box", rule="epsilon_plus")
-        assert report.verdict == "rule mismatch", report.table()
-        assert {m["layer"] for m in report.mismatches} <= {n for n in net.layer_names if n.startswith("conv")}
-        assert {m["acts_as"] for m in report.mismatches} == {"gamma", "zbox"}
-        # a golden LRP trace (relevance, seeded with the score, the trace's pixel bounds for zB)
-        path = str(tmp_path / "lrp.npz")
-        methods.trace(net, x, target, "epsilon_gamma_box", path=path)
-        assert read_trace(path)[1]["signal"] == "relevance"
-        report = C.compare(model, golden=path, preset="zennit-epsilon-gamma-box")
-        assert report.verdict == "equal", report.table()
+    # zennit's γ rule where nnviz is asked for z⁺: the convolutions are named, acting as γ (zB at conv1_1)
+    report = C.compare(model, x, target, preset="zennit-epsilon-gamma-box", rule="epsilon_plus")
+    assert report.verdict == "rule mismatch", report.table()
+    assert {m["layer"] for m in report.mismatches} <= {n for n in net.layer_names if n.startswith("conv")}
+    assert {m["acts_as"] for m in report.mismatches} == {"gamma", "zbox"}
+    # a golden LRP trace (relevance, seeded with the score, the trace's pixel bounds for zB)
+    path = str(tmp_path / "lrp.npz")
+    methods.trace(net, x, target, "epsilon_gamma_box", path=path)
+    assert read_trace(path)[1]["signal"] == "relevance"
+    report = C.compare(model, golden=path, preset="zennit-epsilon-gamma-box")
+    assert report.verdict == "equal", report.table()
 
 
 # -- the features-only convention of pytorch-cnn-visualizations -------------------------------
@@ -462,7 +457,7 @@ def test_trace_formats_schema_and_golden_compare(net, model, x, tmp_path, capsys
         assert numpy.array_equal(z["relu2_2/gradient"], ref["relu2_2"][1])
     assert meta["schema"] == "nnviz-trace/1" and meta["layers"][0] == "input" and meta["layers"][-1] == "relu2_2"
     assert meta["rule"] == "guided" and meta["dtype"] == "float64" and meta["target"] == target
-    assert meta["weights_sha256"] == C.attribution.weights_digest(net) and len(meta["weights_sha256"]) == 64
+    assert meta["weights_sha256"] == weights_digest(net) and len(meta["weights_sha256"]) == 64
     assert numpy.array_equal(numpy.load(os.path.join(paths["npy"], "conv2_1.activation.npy")), ref["conv2_1"][0])
     for fmt, p in paths.items():
         arrays, m = read_trace(p)

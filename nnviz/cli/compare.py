@@ -10,7 +10,7 @@ import sys
 import numpy
 
 from .. import io
-from ..errors import InputError
+from ..errors import BadOption
 from ..methods import compare as C
 from ..vgg import PREPROCESSING
 from .common import NONNEG, POSITIVE, SIZE, Outputs, add_common, add_parser, say
@@ -69,11 +69,7 @@ def register(sub):
 
 
 def presets_text():
-    lines = []
-    for name, p in C.PRESETS.items():
-        lrp = p.method in C.LRP_COMPOSITES
-        avail = "" if not lrp or C.lrp_available(p.method) else "  [not yet: nnviz has no such LRP composite]"
-        lines.append(f"  {name:<34} rule {str(p.rule or '-'):<26} {p.help}{avail}")
+    lines = [f"  {name:<34} rule {str(p.rule or '-'):<26} {p.help}" for name, p in C.PRESETS.items()]
     return "presets (--preset):\n" + "\n".join(lines)
 
 
@@ -82,9 +78,9 @@ def run_compare(args):
         print(presets_text())
         return 0
     if not args.model:
-        raise InputError("compare needs MODEL: a .pth/.pt state dict, a .keras/.h5 Keras model or an .onnx file")
+        raise BadOption("compare needs MODEL: a .pth/.pt state dict, a .keras/.h5 Keras model or an .onnx file")
     if args.golden is not None and args.image:
-        raise InputError("--golden brings its own input: leave out --image")
+        raise BadOption("--golden brings its own input: leave out --image")
     inputs = [p for p in (args.model, args.golden, args.weights) if p]
     json_path = None
     if args.json not in (None, "-"):
