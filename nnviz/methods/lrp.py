@@ -24,7 +24,7 @@ from collections import OrderedDict, namedtuple
 
 from .. import rules as R
 from ..backend import to_numpy
-from ..errors import InputError
+from ..errors import BadOption
 from .attribution import as_batch, target_activation
 
 SEEDS = ("score", "one")
@@ -57,13 +57,9 @@ def lrp(net, x, target, rule="epsilon_gamma_box", seed="score", record=None):
 
     ``x: (N, C, H, W)`` -> relevance shaped as ``x``.
     """
-    if seed not in SEEDS:
-        raise InputError(f"seed {seed!r}: expected one of {', '.join(SEEDS)}")
     x = as_batch(net, x)
     t, act = target_activation(net, x, target)
-    dy = t.seed(act)
-    if seed == "score":
-        dy = dy * act
+    dy = start_signal(t, act, seed)
     placed = net.assign_rules(rule, act.dtype)
     seen = OrderedDict() if record is not None else None
     relevance = net.backward(dy, start=t.layer, rule=placed, record=seen)
@@ -72,6 +68,17 @@ def lrp(net, x, target, rule="epsilon_gamma_box", seed="score", record=None):
             record[name] = Step(r, placed.get(name, R.GRADIENT))
         record["input"] = Step(relevance, None)
     return relevance
+
+
+def start_signal(target, act, seed="score"):
+    """The signal relevance starts from at the target's layer (activation ``act``): the
+    target's one-hot seed times the activation (``seed="score"``: the relevance then sums to
+    about the score) or not (``"one"``: zennit's ``attr_output`` as a one-hot, the gradient's
+    seed). The one seed rule of LRP, here and in :func:`nnviz.methods.compare.compare`."""
+    if seed not in SEEDS:
+        raise BadOption(f"seed {seed!r}: expected one of {', '.join(SEEDS)}")
+    dy = target.seed(act)
+    return dy * act if seed == "score" else dy
 
 
 def totals(record):

@@ -63,9 +63,10 @@ from ...errors import BadFile, BadOption, BadRule, BadShape, BadTarget, InputErr
 from ...layers import Flatten, Linear
 from ...vgg import PREPROCESSING
 from .. import attribution
+from ..lrp import start_signal
 from .diff import DEFAULT_RTOL, DTYPES, Diff, diff
 from .presets import PRESETS, Preset, get_preset, place_rules, resolve_rule, rule_text
-from .reference import default_target, net_from_params, run_reference, start_signal
+from .reference import default_target, net_from_params, run_reference
 from .report import VERDICTS, Report, Row, analyze
 from .subject import Subject, framework_of, load
 from .torch_side import torch_vgg, torch_vgg_from_net

@@ -5,9 +5,9 @@ only inside tied max-pooling windows or at ReLU kinks is a tie, what another rul
 (the ReLU rules, unpooling without switches, the LRP rules, the rules the LRP composites place)
 is a rule mismatch (:func:`check_layer`).
 
-Every use of :mod:`nnviz.rules` at the level of one layer lives here (rules chosen by the
-layer's class name, ``Rule.fits_layer``, ``layer.backward(dy, rule)``, the composite of
-Captum's rules), so that a change of the rule API is made in one place."""
+Every use of :mod:`nnviz.rules` at the level of one layer lives here (the candidate rules of
+a layer's family, ``Rule.fits_layer``, ``layer.backward(dy, rule)``, the composite of Captum's
+rules), so that a change of the rule API is made in one place."""
 from dataclasses import dataclass
 
 import numpy
@@ -38,8 +38,8 @@ def captum_lrp_rule():
     """The rules of Captum's ``LRP`` with its defaults, as nnviz rules: ε = 1e-9 at
     convolutions and linear layers, Captum's ε at max pooling (nnviz's ``Norm``), the relevance
     passed through ReLUs."""
-    return R.Composite([("Conv2d", R.Epsilon(1e-9)), ("Linear", R.Epsilon(1e-9)),
-                        ("MaxPool2d", R.Norm(1e-9)), ("ReLU", "pass")])
+    return R.Composite([(R.AFFINE, R.Epsilon(1e-9)), ("maxpool", R.Norm(1e-9)),
+                        ("activation", "pass")])
 
 
 def rule_name(rule):
@@ -105,10 +105,10 @@ def kink_ties(a_in, bad, tol):
 def tie_kind(layer, a_in):
     """``"pool"`` (max-pooling windows), ``"relu"`` (ReLU kinks) or ``""``: where ``layer``
     may legitimately route a signal differently."""
-    kind = type(layer).__name__
-    if kind == "MaxPool2d" and a_in.ndim == 4:
+    kind = R.family(layer)
+    if kind == "maxpool" and a_in.ndim == 4:
         return "pool"
-    return "relu" if kind == "ReLU" else ""
+    return "relu" if kind == "activation" else ""
 
 
 def ties(layer, a_in, bad, tol):
@@ -126,13 +126,13 @@ def candidates(layer, known=()):
     (the rule of the framework's preset, then those the known composites place at this
     layer), the ReLU rules, unpooling with or without switches, the LRP rules with zennit's
     defaults."""
-    kind = type(layer).__name__
+    kind = R.family(layer)
     out = [R.GRADIENT]
-    if kind == "ReLU":
+    if kind == "activation":
         out = [R.get(n) for n in ("backprop", "guided", "deconvnet", "pass")]
-    elif kind == "MaxPool2d":
+    elif kind == "maxpool":
         out.append(R.get("no_switches"))
-    elif kind in ("Conv2d", "Linear"):
+    elif kind in R.AFFINE:
         out += [R.Epsilon(), R.ZPlus(), R.Gamma(), R.AlphaBeta(), R.Flat(), R.WSquare()]
     return [r for r in known if r.fits_layer(layer)] + out
 

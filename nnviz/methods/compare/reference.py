@@ -10,6 +10,7 @@ from ... import backend, models, targets
 from ... import weights as W
 from ...errors import BadFile
 from ...vgg import CONFIGS, TOP_SIZE
+from ..lrp import start_signal
 
 KINDS = {"Conv2d": "conv", "ReLU": "relu", "MaxPool2d": "pool", "AvgPool2d": "avgpool",
          "Flatten": "flatten", "Linear": "fc"}
@@ -83,14 +84,6 @@ def default_target(net, x):
     last = names[names.index("flatten") - 1] if "flatten" in names else names[-1]
     act = net.forward(x, until=last)
     return targets.Target(last, targets.strongest_channels(act.sum(axis=0), 1)[0])
-
-
-def start_signal(t, act, seed):
-    """The signal the backward starts from at the target's layer: the target's one-hot seed,
-    times the activation (``seed="score"``: relevance starts from the score, as
-    :func:`nnviz.methods.lrp.lrp` seeds it) or not (``"one"``: the gradient)."""
-    dy = t.seed(act)
-    return dy * act if seed == "score" else dy
 
 
 def run_reference(net, x, t, placed, seed, backward):
