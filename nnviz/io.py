@@ -13,7 +13,7 @@ import tempfile
 
 import numpy
 
-from .errors import InputError
+from .errors import BadFile, BadOption, BadShape, InputError
 
 MAX_PIXELS = 64_000_000   # larger images are refused (Pillow's bomb check uses this too)
 MAX_SIDE = math.isqrt(MAX_PIXELS)   # the longest side a square image may have
@@ -38,14 +38,14 @@ def load_image(path, size=None):
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         path = os.fspath(path)
         if not os.path.exists(path):
-            raise InputError(f"{path}: no such file")
+            raise BadFile(f"{path}: no such file")
         if os.path.isdir(path):
-            raise InputError(f"{path}: is a folder, not an image")
+            raise BadFile(f"{path}: is a folder, not an image")
         try:
             with Image.open(path) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise InputError(f"{path}: {im.width}×{im.height} image is too large "
-                                     f"(more than {MAX_PIXELS} pixels)")
+                    raise BadFile(f"{path}: {im.width}×{im.height} image is too large "
+                                  f"(more than {MAX_PIXELS} pixels)")
                 im = ImageOps.exif_transpose(im)
                 if im.mode in SIXTEEN_BIT + ("I", "F"):
                     img = _deep_to_rgb8(im, path)
@@ -58,9 +58,9 @@ def load_image(path, size=None):
         except InputError:
             raise
         except Image.DecompressionBombError as e:
-            raise InputError(f"{path}: image too large ({e})") from None
+            raise BadFile(f"{path}: image too large ({e})") from None
         except (OSError, SyntaxError, ValueError) as e:
-            raise InputError(f"{path}: not a readable image ({e})") from None
+            raise BadFile(f"{path}: not a readable image ({e})") from None
     if size is not None:
         img = resize(img, size)
     return img
@@ -74,13 +74,13 @@ def _deep_to_rgb8(im, path):
     if im.mode == "F":
         a = a.astype(numpy.float64)
         if not numpy.isfinite(a).all():
-            raise InputError(f"{path}: a float image with NaN or Inf pixels")
+            raise BadFile(f"{path}: a float image with NaN or Inf pixels")
         a = numpy.clip(a, 0.0, 1.0) * 255.0
     else:
         a = a.astype(numpy.int64)
         if a.size and (a.min() < 0 or a.max() > 65535):
-            raise InputError(f"{path}: {im.mode} image with values outside 0..65535 (only 8- and "
-                             "16-bit integer and 0..1 float images are read)")
+            raise BadFile(f"{path}: {im.mode} image with values outside 0..65535 (only 8- and "
+                          "16-bit integer and 0..1 float images are read)")
         a = a * (255.0 / 65535.0)
     g = numpy.rint(a).astype(numpy.uint8)
     return numpy.ascontiguousarray(numpy.repeat(g[..., None], 3, axis=2))
@@ -90,7 +90,7 @@ def sample_image(name):
     """One of scikit-image's bundled photographs (:data:`SAMPLES`), as RGB uint8 ``(H, W,
     3)`` (a copy of the one read once)."""
     if name not in SAMPLES:
-        raise InputError(f"unknown sample image {name!r}: expected one of {', '.join(SAMPLES)}")
+        raise BadFile(f"unknown sample image {name!r}: expected one of {', '.join(SAMPLES)}")
     return _sample(name).copy()
 
 
@@ -113,25 +113,29 @@ def list_images(folder):
     sorted by name, as paths: the one folder listing of every command that takes a folder."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise InputError(f"{folder}: no such folder")
+        raise BadFile(f"{folder}: no such folder")
     return [os.path.join(folder, f) for f in sorted(os.listdir(folder))
             if is_image_name(f) and os.path.isfile(os.path.join(folder, f))]
+
+
+def fit_size(shape, size):
+    """``(h, w)`` of an image of ``shape`` (its first two numbers: H, W) with its longer side
+    at ``size`` (each at least 1): the size :func:`resize` makes."""
+    h, w = shape[:2]
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def resize(img, size):
     """Resize an RGB uint8 image so that its longer side is ``size`` (or to ``(h, w)``)."""
     from PIL import Image
     h, w = img.shape[:2]
-    if isinstance(size, (tuple, list)):
-        new_h, new_w = size
-    else:
-        scale = size / max(h, w)
-        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    new_h, new_w = size if isinstance(size, (tuple, list)) else fit_size((h, w), size)
     if (new_h, new_w) == (h, w):
         return img
     if new_h * new_w > MAX_PIXELS or min(new_h, new_w) < 1:
-        raise InputError(f"resizing to {new_w}×{new_h} pixels refused: images are limited to "
-                         f"{MAX_PIXELS:,} pixels (and at least 1×1)")
+        raise BadShape(f"resizing to {new_w}×{new_h} pixels refused: images are limited to "
+                       f"{MAX_PIXELS:,} pixels (and at least 1×1)")
     return numpy.asarray(Image.fromarray(img).resize((new_w, new_h), Image.LANCZOS))
 
 
@@ -185,9 +189,9 @@ def atomic_path(path, force=True, inputs=()):
     for inp in inputs:
         if inp and os.path.exists(os.fspath(inp)) and os.path.exists(path) \
                 and os.path.samefile(os.fspath(inp), path):
-            raise InputError(f"{path}: refusing to overwrite an input file")
+            raise BadOption(f"{path}: refusing to overwrite an input file")
     if os.path.exists(path) and not force:
-        raise InputError(f"{path}: exists (use --force to overwrite)")
+        raise BadOption(f"{path}: exists (use --force to overwrite)")
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     clean_stale_temporaries(path)

@@ -31,9 +31,9 @@ class Progress:
     ``nnviz filters conv4_1: step 120/500, 24%, ~1 min 40 s left``; nothing when ``progress``
     is False (``-q``); ``progress=None``: only on a terminal. Either way, once the first steps
     have been timed, a run that will take longer than three such intervals says how long it
-    will take, once. ``update``, ``close``,
-    ``set_postfix`` and ``write`` as tqdm's; :meth:`part` hands a share of the loop to an inner
-    function (the batches of ``filters``) without closing it."""
+    will take, once. ``update``, ``close``, ``set_postfix``, ``set_postfix_str`` and ``write``
+    as tqdm's; :meth:`part` hands a share of the loop to an inner function (the batches of
+    ``filters``) without closing it."""
 
     def __init__(self, total, desc, progress=True, unit="step", stream=None):
         self.total, self.desc, self.unit = max(int(total), 0), desc, unit
@@ -89,6 +89,10 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix(*args, **kw)
 
+    def set_postfix_str(self, text):
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+
     def part(self):
         """This progress for an inner loop: its ``update`` counts here, its ``close`` does
         nothing."""
@@ -100,6 +104,9 @@ class Progress:
 
             def set_postfix(self, *args, **kw):
                 outer.set_postfix(*args, **kw)
+
+            def set_postfix_str(self, text):
+                outer.set_postfix_str(text)
 
             def write(self, text):
                 outer.write(text)

@@ -19,6 +19,7 @@
 import numpy
 
 from .backend import to_numpy
+from .errors import BadOption, BadShape
 from .functional import resize_bilinear
 
 
@@ -26,7 +27,7 @@ def _chw_to_hwc(g):
     g = to_numpy(g)
     if g.ndim == 4:
         if g.shape[0] != 1:
-            raise ValueError(f"render one image at a time, got a batch of shape {g.shape}")
+            raise BadShape(f"render one image at a time, got a batch of shape {g.shape}")
         g = g[0]
     return g.transpose(1, 2, 0)
 
@@ -61,9 +62,9 @@ def normalize(a, sign="absolute_value", percentile=99.0, clip="percentile"):
     zero."""
     a = numpy.asarray(a, dtype=numpy.float64)
     if sign not in SIGNS:
-        raise ValueError(f"sign {sign!r}: expected one of {', '.join(SIGNS)}")
+        raise BadOption(f"sign {sign!r}: expected one of {', '.join(SIGNS)}")
     if clip not in CLIPS:
-        raise ValueError(f"clip {clip!r}: expected one of {', '.join(CLIPS)}")
+        raise BadOption(f"clip {clip!r}: expected one of {', '.join(CLIPS)}")
     if sign == "absolute_value":
         a = numpy.abs(a)
     elif sign == "positive":
@@ -152,7 +153,7 @@ def relevance(r, image=None, percentile=99.5, fade=0.35):
         return heat.astype(numpy.uint8)
     img = numpy.asarray(image, dtype=numpy.float64)
     if img.shape[:2] != v.shape:
-        raise ValueError(f"relevance of size {v.shape} over an image of size {img.shape[:2]}")
+        raise BadShape(f"relevance of size {v.shape} over an image of size {img.shape[:2]}")
     gray = (img[..., :3] @ numpy.array([0.299, 0.587, 0.114]))[..., None]
     ghost = 255 - fade * (255 - gray)          # the image, faded toward white (zero relevance)
     w = numpy.abs(v)[..., None]
@@ -170,7 +171,7 @@ def grid(images, labels=None, ncols=None, pad=4, background=255):
     from PIL import Image, ImageDraw
     images = [gray_to_rgb(i) for i in images]
     if not images:
-        raise ValueError("grid of no images")
+        raise BadOption("grid of no images")
     h, w = images[0].shape[:2]
     n = len(images)
     ncols = ncols or int(numpy.ceil(numpy.sqrt(n)))

@@ -29,6 +29,7 @@ from nnviz import layers as L
 from nnviz.cli import main
 from nnviz.errors import InputError
 from nnviz.methods import fast_style as FS
+from nnviz.methods.optimize import Adam
 from nnviz.models import vgg16
 
 TOL = {numpy.float64: 1e-10, numpy.float32: 1e-5}
@@ -299,7 +300,7 @@ def test_transformer_matches_torch_twin():
     """Johnson's transformer (width 0.25) against its torch.nn twin, float64: output, input
     gradient and each of its 42 parameter gradients, for L = Σ y · R."""
     net = FS.transformer(0.25, seed=1, dtype=numpy.float64)
-    assert len(FS.parameters(net)) == 42
+    assert len(dict(net.parameters())) == 42
     x = numpy.random.default_rng(0).uniform(0, 255, (2, 3, 24, 20))
     y = _net_vs_twin(net, x)
     assert y.shape == x.shape and 0 < y.min() and y.max() < 255
@@ -348,7 +349,7 @@ def test_training_steps_match_torch(small_vgg):
     tvgg = vgg_twin(small_vgg, torch.float64)
     A = T.style_targets(tvgg, io.resize(style, size), FS.STYLE_LAYERS)
     net = FS.transformer(0.25, seed=seed, dtype=numpy.float64)
-    before = {k: a.copy() for k, a in FS.parameters(net).items()}
+    before = {k: a.copy() for k, a in net.parameters()}
     tw = T.twin(net, torch.float64)
     tparams = T.named_parameters(tw)
     adam = torch.optim.Adam(list(tparams.values()), lr=lr)
@@ -385,7 +386,7 @@ def test_training_steps_match_torch(small_vgg):
     assert [h["step"] for h in result.history] == [1, 2]
     for h, t in zip(result.history, history):
         assert abs(h["loss"] - t) < 1e-8 * abs(t)
-    after = FS.parameters(result.extra["model"].net)
+    after = dict(result.extra["model"].net.parameters())
     for k, p in after.items():
         change = tparams[k].detach().numpy() - before[k]
         assert numpy.abs(change).max() > 0
@@ -476,7 +477,7 @@ def test_resume_continues_the_loss_curve(tmp_path, small_vgg):
     resumed = FS.train(style, _photos(), steps=6, resume=ckpt, checkpoint=ckpt, **kw)
     assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5, 6]
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
-    p, q = FS.parameters(full.extra["model"].net), FS.parameters(resumed.extra["model"].net)
+    p, q = dict(full.extra["model"].net.parameters()), dict(resumed.extra["model"].net.parameters())
     for k in p:
         numpy.testing.assert_array_equal(p[k], q[k])
     with pytest.raises(InputError, match="another style image"):
@@ -589,8 +590,8 @@ def test_networks_on_gpu_match_host(dtype):
         gc, gg = FS.gradients(cpu), FS.gradients(gpu)
         for k in gc:
             assert rel_err(gg[k], gc[k]) < tol, k
-        FS.Adam(FS.parameters(cpu)).step(gc)
-        FS.Adam(FS.parameters(gpu)).step(gg)
-        pc, pg = FS.parameters(cpu), FS.parameters(gpu)
+        Adam(dict(cpu.parameters())).step(gc)
+        Adam(dict(gpu.parameters())).step(gg)
+        pc, pg = dict(cpu.parameters()), dict(gpu.parameters())
         for k in pc:
             assert rel_err(pg[k], pc[k]) < tol, k

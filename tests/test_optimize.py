@@ -236,6 +236,28 @@ def test_nan_guard_names_tv():
     assert "tv term" in r.message and numpy.array_equal(r.x, x0)
 
 
+@pytest.mark.parametrize("kind", ["adam", "rmsprop", "sgd"])
+def test_optimizer_steps_match_torch(kind):
+    """The image loop's update rules against torch.optim on the same gradients, float64, six
+    steps: Adam (the one Adam, :class:`O.Adam`, as torch.optim.Adam), RMSprop (Keras' ρ = 0.9,
+    ε = 1e-7: torch's alpha and eps) and SGD; an unknown kind is a BadOption."""
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 5, 4))
+    t = torch.from_numpy(x.copy()).requires_grad_(True)
+    ref = {"adam": lambda p: torch.optim.Adam(p, lr=0.1),
+           "rmsprop": lambda p: torch.optim.RMSprop(p, lr=0.1, alpha=0.9, eps=1e-7),
+           "sgd": lambda p: torch.optim.SGD(p, lr=0.1)}[kind]([t])
+    opt = O.Optimizer(kind, 0.1)
+    for _ in range(6):
+        g = rng.standard_normal(x.shape)
+        x = opt.step(x, g)
+        t.grad = torch.from_numpy(g.copy())
+        ref.step()
+    assert rel_err(x, t.detach()) < 1e-12
+    with pytest.raises(nnviz.errors.BadOption, match="unknown optimizer 'adagrad'"):
+        O.Optimizer("adagrad", 0.1)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
 def test_maximize_raises_the_target(net, optimizer):
     r = M.maximize(net, "relu3_1:4", size=32, steps=15, lr=2.0, jitter=2, blur_every=4,

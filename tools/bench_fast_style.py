@@ -30,6 +30,7 @@ STYLE = "/work/shared/images/starry_night.jpg"
 def converge(args):
     from nnviz import io, render, vgg16
     from nnviz.methods import fast_style as FS
+    from nnviz.methods.optimize import write_loss_csv
     os.makedirs(args.out, exist_ok=True)
     vgg = vgg16(weights="default", include_top=False)
     name = f"{os.path.splitext(os.path.basename(args.style))[0]}_{args.size}px_w{args.width:g}_{args.steps}"
@@ -47,7 +48,7 @@ def converge(args):
     model = r.extra["model"]
     base = os.path.join(args.out, name)
     FS.save(model, base + ".h5")
-    FS.write_loss_csv(model.history, base + "_loss.csv")
+    write_loss_csv(model.history, base + "_loss.csv", FS.HISTORY_COLUMNS)
     FS.plot_loss(model.history, base + "_loss.png", f"width {args.width:g}, {args.size} px, batch {args.batch}")
     losses = [h["loss"] for h in model.history]
     k = max(1, min(10, len(losses) // 10))
@@ -91,6 +92,7 @@ def speed(args):
 
     from nnviz import io, vgg16
     from nnviz.methods import fast_style as FS
+    from nnviz.methods.optimize import Adam
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
         vgg = vgg16(weights="default", include_top=False)
@@ -101,7 +103,7 @@ def speed(args):
         net = FS.transformer(args.width, seed=0)
         loss = FS.PerceptualLoss(vgg, style)
         net.requires_grad_(True)
-        adam = FS.Adam(FS.parameters(net))
+        adam = Adam(dict(net.parameters()))
         it = iter(batches * 4)
 
         def nnviz_step():

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy
 
 from .. import backend, io
-from ..errors import InputError
+from ..errors import BadFile, BadOption, InputError
+from ..progress import Progress
 from . import parsers
 from .common import ARCHS, SEED, NetCache, add_parser, execute
 
@@ -193,9 +194,14 @@ def steps(out, quick=False, common=()):
              "number of photographs)",
              ["stylize", os.path.join(out, "fast-style", "model.h5"), "sample:astronaut",
               "--size", "64" if q else "192", "--out", os.path.join(out, "fast-style-apply")]
-             + [a for i, a in enumerate(c) if a not in ("--arch", "--weights")
-                and (i == 0 or c[i - 1] not in ("--arch", "--weights"))]),
+             + _without(c, "--arch", "--weights")),
     ]
+
+
+def _without(options, *names):
+    """``options`` (an argv list) without the options ``names`` and their values."""
+    return [a for i, a in enumerate(options) if a not in names
+            and (i == 0 or options[i - 1] not in names)]
 
 
 def _execute(argv, nets):
@@ -267,28 +273,27 @@ def _run_step(step, out, nets, echo=None):
 
 
 def run_steps(all_steps, out, quiet=False):
-    """Run every step (skipped ones are marked), with a progress bar on a terminal."""
-    from tqdm import tqdm
-    bar = not quiet and sys.stderr.isatty()
-    it = tqdm(all_steps, desc="nnviz demo", unit="step", disable=not bar)
+    """Run every step (skipped ones are marked), with a progress bar on a terminal
+    (:class:`nnviz.progress.Progress`), else a line per step."""
+    bar = Progress(len(all_steps), "demo", False if quiet else None)
     nets = NetCache()
-    for k, step in enumerate(it, 1):
+    for k, step in enumerate(all_steps, 1):
         if step.argv is None:
             step.status = "skipped"
         else:
-            if bar:
-                it.set_postfix_str(step.name)
+            bar.set_postfix_str(step.name)
             try:
-                _run_step(step, out, nets, None if quiet or bar else sys.stderr)
+                _run_step(step, out, nets, None if quiet or bar.on else sys.stderr)
             except KeyboardInterrupt:
                 for rest in all_steps[k - 1:]:
                     if rest.status == "pending":
                         rest.status, rest.error = "failed", "interrupted (Ctrl-C)"
                 break
-        if not quiet and not bar:
+        bar.update(1)
+        if not quiet and not bar.on:
             what = step.status + (f": {step.error}" if step.error else "")
             print(f"[{k}/{len(all_steps)}] {step.name}: {what} ({step.seconds:.1f} s)", flush=True)
-    it.close()
+    bar.close()
     return all_steps
 
 
@@ -410,9 +415,9 @@ def run(out="nnviz-demo", quick=False, device=None, seed=0, weights="default", a
     """Build the gallery in ``out``; returns the exit status (0, or 1 if a step failed)."""
     index = os.path.join(out, "index.html")
     if os.path.isdir(out) and os.listdir(out) and not force:
-        raise InputError(f"{out}: exists and is not empty (use --force to overwrite)")
+        raise BadOption(f"{out}: exists and is not empty (use --force to overwrite)")
     if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"{out}: exists and is not a folder")
+        raise BadFile(f"{out}: exists and is not a folder")
     common = []
     if device:
         common += ["--device", device]

@@ -8,9 +8,10 @@ import time
 
 import numpy
 
-from ..errors import InputError
-from ..io import MAX_SIDE, load_image, save_png
+from ..errors import BadFile, BadOption
+from ..io import MAX_SIDE, SAMPLES, load_image, save_png
 from ..methods import fast_style as FS
+from ..methods.optimize import write_loss_csv
 from ..render import grid
 from .common import (
     NONNEG_INT,
@@ -69,7 +70,7 @@ def register(sub):
     p.add_argument("style", metavar="STYLE", help="the style image (or sample:NAME)")
     p.add_argument("--images", default=None, metavar="DIR",
                    help="folder of content photographs (default: scikit-image's bundled colour "
-                        "photographs: " + ", ".join(FS.DEFAULT_IMAGES) + ")")
+                        "photographs: " + ", ".join(SAMPLES) + ")")
     p.add_argument("--mode", default="transfer", choices=tuple(FS.MODES),
                    help="transfer: Johnson's transformer (default); texture: Ulyanov's generator "
                         "from noise, style loss only")
@@ -127,7 +128,7 @@ def train(args):
     if resume is None:        # bad options fail before the VGG loads (a resumed run takes its own)
         FS.check_options(args.mode, args.size, args.batch, args.steps, args.scales)
     if args.images is not None and not os.path.isdir(args.images):
-        raise InputError(f"--images {args.images}: no such folder of content images")
+        raise BadFile(f"--images {args.images}: no such folder of content images")
     vgg = load_net(args, include_top=False)
     dtype = numpy.float64 if args.float64 else numpy.float32
 
@@ -149,7 +150,7 @@ def train(args):
     FS.save(model, out_path)
     written = [out_path, ckpt]
     if model.history:
-        written += [FS.write_loss_csv(model.history, csv_path), FS.plot_loss(
+        written += [write_loss_csv(model.history, csv_path, FS.HISTORY_COLUMNS), FS.plot_loss(
             model.history, png_path, f"{model.arch}, width {model.width:g}: {stem(args.style)}")]
     if model.arch == "johnson":
         preview = FS.stylize(model, [load_image(p, 256) for p in PREVIEW])
@@ -176,14 +177,14 @@ def stylize(args):
     name = stem(args.model)
     if model.arch == "ulyanov":
         if args.images:
-            raise InputError(f"{args.model}: a texture model makes images from noise; give no "
-                             f"photographs (use --size and --count)")
+            raise BadOption(f"{args.model}: a texture model makes images from noise; give no "
+                            f"photographs (use --size and --count)")
         paths = [outputs.path(f"{name}_texture{i + 1}.png") for i in range(args.count)]
         start = time.perf_counter()
         images = FS.generate(model, args.count, args.size or 256, seed=args.seed)
     else:
         if not args.images:
-            raise InputError(f"{args.model}: give one or more photographs to stylize")
+            raise BadOption(f"{args.model}: give one or more photographs to stylize")
         photos = [load_image(p) for p in args.images]
         paths = [outputs.path(f"{stem(p)}_{name}.png") for p in args.images]
         start = time.perf_counter()

@@ -4,12 +4,11 @@ inversion); see :mod:`nnviz.methods.maximization`, :mod:`~nnviz.methods.deepdrea
 :mod:`~nnviz.methods.inversion`."""
 import sys
 
-from .. import methods, models, targets
+from .. import methods
 from ..errors import InputError
-from ..io import MAX_SIDE, load_image, save_png
-from ..methods.optimize import Optimizer
+from ..io import MAX_SIDE, PHOTOGRAPHS, load_image, save_png
+from ..methods import deepdream, inversion, maximization, optimize
 from ..render import grid
-from ..vgg import TOP_LAYERS
 from .common import (
     CHANNELS,
     NONNEG,
@@ -22,7 +21,6 @@ from .common import (
     add_common,
     add_parser,
     check_memory,
-    check_net_memory,
     integer,
     load_net,
     number,
@@ -71,8 +69,8 @@ def _loop_options(p, steps, lr):
                    help=f"gradient steps of the optimization (default {steps})")
     g.add_argument("--lr", type=POSITIVE, default=lr,
                    help=f"step size in pixel levels (default {lr})")
-    g.add_argument("--optimizer", default="adam", choices=Optimizer.KINDS,
-                   help="the update rule: " + ", ".join(Optimizer.KINDS) + " (default adam)")
+    g.add_argument("--optimizer", default="adam", choices=optimize.Optimizer.KINDS,
+                   help="the update rule: " + ", ".join(optimize.Optimizer.KINDS) + " (default adam)")
     g.add_argument("--snapshot-every", type=POSITIVE_INT, default=None, metavar="K",
                    help="write a snapshot PNG every K steps")
     return g
@@ -121,8 +119,7 @@ def register(sub):
     p.set_defaults(func=run_class_model)
 
     p = _parser(sub, "dream", "DeepDream: amplify what layers see in an image")
-    p.add_argument("image", help="the image to dream on: a file or sample:NAME (astronaut, "
-                                 "chelsea, coffee)")
+    p.add_argument("image", help=f"the image to dream on: a file or sample:NAME ({', '.join(PHOTOGRAPHS)})")
     p.add_argument("--size", type=ANY_SIZE, default=None, help="resize the longer side first")
     p.add_argument("--layers", nargs="+", default=["relu4_3"], metavar="LAYER",
                    help="one or more layers whose activations are amplified, e.g. relu4_2 "
@@ -143,7 +140,7 @@ def register(sub):
 
     p = _parser(sub, "invert", "Mahendran & Vedaldi: an image from a layer's representation")
     p.add_argument("image", help="the image whose representation is inverted: a file or "
-                                 "sample:NAME (astronaut, chelsea, coffee)")
+                                 f"sample:NAME ({', '.join(PHOTOGRAPHS)})")
     p.add_argument("--layer", default="relu3_3",
                    help="the layer whose representation is matched, a name from 'nnviz info' "
                         "(default relu3_3)")
@@ -180,13 +177,8 @@ def _finish(args, result, path, images=None, net=None):
     if net is not None and result.status == "stopped" and result.stopped and \
             all(s == 0 for s in result.stopped):
         # nothing was optimized: refuse, saying where the start became non-finite
-        where = ""
-        try:
-            with net.finite_checks():
-                net.forward(result.x)
-        except InputError as e:
-            where = f" ({e})"
-        raise InputError(f"{result.message}{where}; nothing written")
+        where = net.locate_nonfinite(lambda: net.forward(result.x))
+        raise InputError(f"{result.message}{f' ({where})' if where else ''}; nothing written")
     save_png(result.image if images is None else images, path, force=True)
     if result.status == "interrupted":
         print(f"nnviz {args.command}: {result.message}; wrote {path}", file=sys.stderr,
@@ -209,27 +201,19 @@ def _reg(args):
                 blur_every=args.blur_every, blur_sigma=args.blur_sigma, clip_small=args.clip_small)
 
 
-# the optimization's own arrays, in images of the batch: x, the new x, the gradient, Adam's two
-# moments, the jittered copy and the regularizers' temporaries
-LOOP_BUFFERS = 12
-
-
-def _size_of(img, size):
-    """(h, w) of ``img`` (an (H, W, 3) array) with its longer side at ``size`` (or as is)."""
-    h, w = img.shape[:2]
-    if size is None:
-        return h, w
-    scale = size / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
+def _check_memory(args, need, n, h, w):
+    """:func:`check_memory` of a method's estimate ``need`` for ``n`` images of ``h × w``."""
+    return check_memory(args, need, f"{getattr(args, 'command', 'this run')} on {n} "
+                                    f"image{'s' if n != 1 else ''} of {h}×{w}")
 
 
 def run_maximize(args):
     net = load_net(args, include_top=args.target.isdigit() or args.target.startswith("fc"))
     inputs = [args.image] if args.image else []
     path, snapshots = _outputs(args, ("maximize", args.target), inputs)
-    t = targets.parse(args.target).check(net)
-    size = args.size or (224 if args.image or t.layer in TOP_LAYERS else 128)
-    check_net_memory(args, net, 1, size, size, t.layer, LOOP_BUFFERS)
+    t, = maximization.as_targets(args.target, net)
+    size = args.size or (224 if args.image or net.needs_size(t.layer) else 128)
+    _check_memory(args, optimize.memory_estimate(net, 1, size, size, t.layer), 1, size, size)
     x0 = None
     if args.image:
         x0 = net.preprocess(load_image(args.image, size))
@@ -247,8 +231,9 @@ def run_filters(args):
     path, snapshots = _outputs(args, ("filters", args.layer),
                                snapshot="{name}-batch{{batch}}-step{{step:05d}}.png",
                                batch=range(batches))
-    check_net_memory(args, net, min(args.batch, len(args.channels)), args.size, args.size,
-                     args.layer, LOOP_BUFFERS)
+    n = min(args.batch, len(args.channels))
+    _check_memory(args, optimize.memory_estimate(net, n, args.size, args.size, args.layer), n,
+                  args.size, args.size)
     r = methods.filters(net, args.layer, args.channels, size=args.size,
                         batch=args.batch, **_reg(args), **_common(args, snapshots))
     return _finish(args, r, path, grid(list(r.images), r.labels), net=net)
@@ -257,7 +242,7 @@ def run_filters(args):
 def run_class_model(args):
     net = load_net(args, include_top=True)
     path, snapshots = _outputs(args, ("class-model", args.class_index))
-    check_net_memory(args, net, 1, 224, 224, "fc8", LOOP_BUFFERS)
+    _check_memory(args, optimize.memory_estimate(net, 1, 224, 224, "fc8"), 1, 224, 224)
     r = methods.class_model(net, args.class_index, l2=args.l2, **_common(args, snapshots))
     return _finish(args, r, path, net=net)
 
@@ -270,11 +255,8 @@ def run_dream(args):
         net.check_layer(layer)
     img = load_image(args.image, args.size)
     h, w = img.shape[:2]
-    deepest = max(args.layers, key=net.layer_names.index)
-    # the tiles go through the net one at a time; the whole image's arrays (x, the octave's
-    # base and detail, the gradient, rolled copies) stay in memory
-    tile = models.memory_estimate(net, 1, min(h, args.tile_size), min(w, args.tile_size), deepest)
-    check_memory(args, tile + 10 * 3 * h * w * 4, f"dream on an image of {h}×{w}")
+    check_memory(args, deepdream.memory_estimate(net, h, w, args.layers, args.tile_size),
+                 f"dream on an image of {h}×{w}")
     x = net.preprocess(img)
     r = methods.dream(
         net, x, layers=args.layers, octaves=args.octaves, octave_scale=args.octave_scale,
@@ -290,7 +272,8 @@ def run_invert(args):
                                [args.image], named=("layer",))
     net.check_layer(args.layer)
     img = load_image(args.image, args.size)
-    check_net_memory(args, net, 1, *img.shape[:2], args.layer, LOOP_BUFFERS + 2)
+    h, w = img.shape[:2]
+    _check_memory(args, inversion.memory_estimate(net, 1, h, w, args.layer), 1, h, w)
     image = net.preprocess(img)
     r = methods.invert(net, image, args.layer, alpha=args.alpha, tv_beta=args.tv_beta,
                        alpha_weight=args.alpha_weight, tv_weight=args.tv_weight,

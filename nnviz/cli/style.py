@@ -9,10 +9,10 @@ import sys
 
 import numpy
 
-from .. import models
-from ..errors import InputError
-from ..io import MAX_SIDE, atomic_path, load_image, resize, save_png
+from ..errors import BadOption
+from ..io import MAX_SIDE, PHOTOGRAPHS, fit_size, load_image, resize, save_png
 from ..methods import style as S
+from ..methods.optimize import write_loss_csv
 from ..progress import progress_bar
 from .common import (
     NONNEG,
@@ -67,7 +67,7 @@ def register(sub):
     p = add_parser(sub, "style", "neural style transfer, content reconstruction, texture "
                    "synthesis (Gatys et al.)", EXAMPLES, description=__doc__)
     p.add_argument("content", metavar="CONTENT",
-                   help="content image, or sample:astronaut|chelsea|coffee ('none' in texture mode)")
+                   help=f"content image, or sample:{'|'.join(PHOTOGRAPHS)} ('none' in texture mode)")
     p.add_argument("styles", metavar="STYLE", nargs="*", help="one or more style images")
     p.add_argument("--output", "-o", default=None,
                    help="output PNG (default: OUT/style_CONTENT_STYLE.png)")
@@ -126,8 +126,8 @@ def run(args):
     styles = [load_image(s) for s in args.styles] if args.mode != "content" else []
     blend = args.style_weights or None
     if blend is not None and not sum(blend) > 0:
-        raise InputError(f"--style-weights {','.join(map(str, blend))}: at least one weight must "
-                         "be > 0")
+        raise BadOption(f"--style-weights {','.join(map(str, blend))}: at least one weight must "
+                        "be > 0")
     init = args.init if args.init in ("content", "noise") else load_image(args.init)
     scales = args.scales
 
@@ -179,7 +179,7 @@ def run(args):
         print_every=0 if args.quiet else args.print_every)
     bar.close()
     path = save_png(finish(result.image), out_path)
-    write_loss_csv(result.history, csv_path)
+    write_loss_csv(result.history, csv_path, S.HISTORY_COLUMNS)
     n = len(result.history)
     per_iter = (sum(h["seconds"] for h in result.history) / n) if n else 0.0
     if result.status != "done":
@@ -191,36 +191,13 @@ def run(args):
 
 
 def _check_memory(args, net, content, styles, scales):
-    """Refuse a run whose estimate exceeds the memory limit: at the largest scale, the net's
-    forward and backward of the image (and of each style image, one at a time), in the
-    computing dtype, plus L-BFGS-B's float64 history (20 pairs of vectors) and its work arrays."""
+    """Refuse a run whose estimate (:func:`nnviz.methods.style.memory_estimate`, at the
+    largest scale) exceeds the memory limit."""
     size = max(scales or S.default_scales(args.size))
     ref = content if content is not None else styles[0] if styles else None
-    h0, w0 = ref.shape[:2] if ref is not None else (size, size)
-    scale = size / max(h0, w0)
-    h, w = max(1, round(h0 * scale)), max(1, round(w0 * scale))
-    dtype = numpy.float64 if args.float64 else numpy.float32
-    layers = [v.strip() for v in (args.content_layers + "," + args.style_layers).split(",")
-              if v.strip() in net.layers]
-    until = max(layers, key=net.layer_names.index) if layers else None
-    need = models.memory_estimate(net, 1, h, w, until, dtype)
-    side = max(16, round(size * args.style_scale))
-    for st in styles:
-        k = side / max(st.shape[:2])
-        hs, ws = max(1, round(st.shape[0] * k)), max(1, round(st.shape[1] * k))
-        need = max(need, models.memory_estimate(net, 1, hs, ws, until, dtype, backward=False))
-    need += (2 * 20 + 10) * 3 * h * w * 8
+    shape = None if ref is None else ref.shape[:2]
+    h, w = (size, size) if shape is None else fit_size(shape, size)
+    need = S.memory_estimate(net, shape, [st.shape[:2] for st in styles], size, args.style_scale,
+                             _layers(args.content_layers) + _layers(args.style_layers),
+                             numpy.float64 if args.float64 else numpy.float32)
     check_memory(args, need, f"style at {w}×{h} pixels")
-
-
-LOSS_COLUMNS = ("iteration", "loss", "content", "style", "tv", "size", "seconds")
-
-
-def write_loss_csv(history, path):
-    """The loss of every L-BFGS iteration (``transfer``'s history) as CSV, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(",".join(LOSS_COLUMNS) + "\n")
-            for h in history:
-                f.write(",".join(repr(h[c]) for c in LOSS_COLUMNS) + "\n")
-    return path

@@ -8,13 +8,13 @@ import time
 
 import numpy
 
-from .. import backend
+from .. import backend, models
 from ..backend import get_array_module
-from ..errors import InputError
+from ..errors import BadOption, BadShape
 from ..functional import resize_bilinear
 from ..models import out_size, reach
 from ..progress import progress_bar
-from .optimize import Result, pixel_bounds, pixel_unit, save_snapshot
+from .optimize import Result, pixel_unit, save_snapshot
 
 
 def dream_objective(net, x, layers, reduce="mean"):
@@ -37,13 +37,13 @@ def dream_objective(net, x, layers, reduce="mean"):
 def _check_layers(net, layers):
     layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
-        raise ValueError("dream: give at least one layer")
+        raise BadOption("dream: give at least one layer")
     for name in layers:
         net.check_layer(name)
         if name in ("flatten",) or name.startswith("fc") or name.startswith("relu") and \
                 name[4:].isdigit():
-            raise ValueError(f"dream: layer {name!r} is not convolutional; use a conv, relu "
-                             f"or pool layer up to pool5")
+            raise BadOption(f"dream: layer {name!r} is not convolutional; use a conv, relu "
+                            f"or pool layer up to pool5")
     return layers
 
 
@@ -65,9 +65,9 @@ def tile_plan(net, layers, shape, tile_size):
     halo = -(-max(left, right) // stride) * stride
     core = (tile_size - 2 * halo) // stride * stride
     if core <= 0:
-        raise ValueError(f"tile_size {tile_size} is too small for layer {deepest!r}: its "
-                         f"receptive field needs a halo of {halo} px on each side; use a "
-                         f"tile_size above {2 * halo + stride}")
+        raise BadOption(f"tile_size {tile_size} is too small for layer {deepest!r}: its "
+                        f"receptive field needs a halo of {halo} px on each side; use a "
+                        f"tile_size above {2 * halo + stride}")
     h, w = shape[2:]
 
     def cuts(n):
@@ -118,6 +118,64 @@ def tiled_dream_gradient(net, x, layers, tile_size=512, reduce="mean"):
     return value, grad
 
 
+def memory_estimate(net, h, w, layers, tile_size=512):
+    """Bytes that :func:`dream` on an image of ``h × w`` holds at its peak: the forward and
+    backward of one tile (at most ``tile_size`` a side) to the deepest of ``layers``
+    (:func:`nnviz.models.memory_estimate`; the tiles go through the net one at a time), and
+    the whole image's arrays (x, the octave's base and detail, the gradient, rolled copies:
+    ten float32 images)."""
+    deepest = max(layers, key=net.layer_names.index)
+    tile = models.memory_estimate(net, 1, min(h, tile_size), min(w, tile_size), deepest)
+    return tile + 10 * 3 * h * w * 4
+
+
+def _octaves(net, h, w, layers, octaves, octave_scale):
+    """The octaves' sizes ``(h, w)``, smallest first; BadShape when the smallest is too small
+    for the deepest layer."""
+    sizes = [(max(1, round(h / octave_scale ** k)), max(1, round(w / octave_scale ** k)))
+             for k in reversed(range(octaves))]
+    deepest = max(layers, key=net.layer_names.index)
+    if min(out_size(net, deepest, *sizes[0])) < 1:
+        raise BadShape(f"dream: the smallest octave would be {sizes[0][1]}×{sizes[0][0]} "
+                       f"pixels, too small for layer {deepest!r}: use fewer octaves "
+                       f"({octaves}) or a smaller octave scale ({octave_scale:g})")
+    return sizes
+
+
+def _ascend(net, x, layers, tile_size, shift, grad_norm, step_size):
+    """One step of ``step_size`` half-ranges of gradient ascent from ``x`` (the gradient of
+    ``x`` rolled by ``shift``, rolled back and normalized): ``(value, new, bad)``,
+    ``bad`` why the step cannot be taken (a non-finite objective, normalization or step,
+    checked before it is applied), else None."""
+    xp = get_array_module(x)
+    value, g = tiled_dream_gradient(net, xp.roll(x, shift, axis=(2, 3)), layers, tile_size)
+    g = xp.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
+    scale = float(g.std()) if grad_norm == "std" else float(xp.abs(g).mean())
+    if not math.isfinite(value):
+        return value, None, "the objective is not finite"
+    if not (math.isfinite(scale) and scale > 0):
+        return value, None, f"normalization: the gradient's {grad_norm} is {scale:g}"
+    with numpy.errstate(all="ignore"):
+        new = x + (step_size * 127.5 * pixel_unit(net) / scale) * g
+    if not bool(xp.isfinite(new).all()):
+        return value, None, f"the step is not finite (step size {step_size:g})"
+    return value, new, None
+
+
+def _full_size(image, x, base, bounds):
+    """What an interrupted run keeps: ``x`` of an earlier octave with its detail carried to
+    the full size, as the next octave would (``x`` itself at the full size)."""
+    h, w = image.shape[2:]
+    if tuple(x.shape[2:]) == (h, w):
+        return x
+    if base is not None and base.shape == x.shape:
+        x = image + resize_bilinear(x - base, h, w)
+    else:
+        x = resize_bilinear(x, h, w)
+    xp = get_array_module(x)
+    return xp.minimum(xp.maximum(x, bounds[0]), bounds[1])
+
+
 def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_per_octave=10,
           step_size=0.01, tile_size=512, roll=True, grad_norm="std", seed=None,
           snapshot_every=None, snapshot_path=None, callback=None, progress=True):
@@ -138,29 +196,20 @@ def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_pe
     image = backend.to_device(image, net.device)
     xp = get_array_module(image)
     rng = numpy.random.default_rng(seed)
-    lo, hi = pixel_bounds(net, image.dtype)
-    step_px = step_size * 127.5 * pixel_unit(net)
-    h, w = image.shape[2:]
-    sizes = [(max(1, round(h / octave_scale ** k)), max(1, round(w / octave_scale ** k)))
-             for k in reversed(range(octaves))]
-    deepest = max(layers, key=net.layer_names.index)
-    if min(out_size(net, deepest, *sizes[0])) < 1:
-        raise InputError(f"dream: the smallest octave would be {sizes[0][1]}×{sizes[0][0]} "
-                         f"pixels, too small for layer {deepest!r}: use fewer octaves "
-                         f"({octaves}) or a smaller octave scale ({octave_scale:g})")
+    lo, hi = net.pixel_bounds(image.dtype)
+    sizes = _octaves(net, *image.shape[2:], layers, octaves, octave_scale)
     history = []
     start = time.perf_counter()
 
     def result(x, status="done", message=None, stopped=None):
+        bar.close()
         return Result(x, history, images=net.deprocess(x), status=status, message=message,
                       stopped=[stopped], loss=history[-1]["objective"] if history else None,
                       seconds=time.perf_counter() - start)
     if grad_norm not in ("std", "mean_abs"):
-        raise ValueError(f"grad_norm must be 'std' or 'mean_abs', got {grad_norm!r}")
+        raise BadOption(f"grad_norm must be 'std' or 'mean_abs', got {grad_norm!r}")
     bar = progress_bar(octaves * steps_per_octave, "dream", progress)
-    detail = None
-    step = 0
-    x, base = image, None
+    detail, step, x, base = None, 0, image, None
     try:
         for octave, (oh, ow) in enumerate(sizes):
             base = resize_bilinear(image, oh, ow)
@@ -168,23 +217,10 @@ def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_pe
             x = base + detail
             for _ in range(steps_per_octave):
                 shift = (int(rng.integers(0, oh)), int(rng.integers(0, ow))) if roll else (0, 0)
-                value, g = tiled_dream_gradient(net, xp.roll(x, shift, axis=(2, 3)), layers,
-                                                tile_size)
-                g = xp.roll(g, (-shift[0], -shift[1]), axis=(2, 3))
-                scale = float(g.std()) if grad_norm == "std" else float(xp.abs(g).mean())
+                value, new, bad = _ascend(net, x, layers, tile_size, shift, grad_norm, step_size)
                 history.append({"step": step, "octave": octave, "objective": value,
                                 "size": (oh, ow)})
-                bad = None if math.isfinite(value) else "the objective is not finite"
-                if bad is None and not (math.isfinite(scale) and scale > 0):
-                    bad = f"normalization: the gradient's {grad_norm} is {scale:g}"
-                if bad is None:
-                    # the step, checked before it is applied
-                    with numpy.errstate(all="ignore"):
-                        new = x + (step_px / scale) * g
-                    if not bool(xp.isfinite(new).all()):
-                        bad = f"the step is not finite (step size {step_size:g})"
                 if bad:
-                    bar.close()
                     return result(x, "stopped", f"stopped at step {step} (octave {octave}): "
                                   f"{bad}; kept the last finite image", step)
                 x = xp.minimum(xp.maximum(new, lo), hi)
@@ -196,22 +232,13 @@ def dream(net, image, layers=("relu4_3",), octaves=4, octave_scale=1.4, steps_pe
                 bar.update(1)
             detail = x - base
     except KeyboardInterrupt:
-        bar.close()
-        if tuple(x.shape[2:]) != (h, w):
-            # an earlier octave: its detail carried to the full size, as the next octave would
-            if base is not None and base.shape == x.shape:
-                x = image + resize_bilinear(x - base, h, w)
-            else:
-                x = resize_bilinear(x, h, w)
-            x = xp.minimum(xp.maximum(x, lo), hi)
-        return result(x, "interrupted", f"interrupted at step {step} of "
-                      f"{octaves * steps_per_octave}; kept the last image")
-    bar.close()
+        return result(_full_size(image, x, base, (lo, hi)), "interrupted", f"interrupted at step "
+                      f"{step} of {octaves * steps_per_octave}; kept the last image")
     return result(x)
 
 
 def _check_options(octaves, octave_scale, steps_per_octave, step_size, tile_size):
-    """InputError for an option out of its range (the CLI's parser checks them too)."""
+    """BadOption for an option out of its range (the CLI's parser checks them too)."""
     checks = (("octaves", octaves, lambda v: int(v) == v and v >= 1, "an integer ≥ 1"),
               ("octave_scale", octave_scale, lambda v: math.isfinite(v) and v >= 1,
                "a finite number ≥ 1"),
@@ -225,4 +252,4 @@ def _check_options(octaves, octave_scale, steps_per_octave, step_size, tile_size
         except (TypeError, ValueError, OverflowError):
             good = False
         if not good:
-            raise InputError(f"dream: {name} {value}: must be {what}")
+            raise BadOption(f"dream: {name} {value}: must be {what}")

@@ -30,16 +30,15 @@ photograph, or makes a texture from noise, in one forward pass.
 
   Gradients of every parameter by the layers' hand-written backward (VGG's backward from
   the deepest loss layer, adding each layer's ``dL/dF`` on the way, then the network's);
-  hand-written Adam (:class:`Adam`, as ``torch.optim.Adam``); batches of random crops with
-  scale jitter and flips (:class:`Crops`) from a folder, or from scikit-image's bundled
-  colour photographs.
+  hand-written Adam (:class:`nnviz.methods.optimize.Adam`, as ``torch.optim.Adam``);
+  batches of random crops with scale jitter and flips (:class:`Crops`) from a folder, or
+  from scikit-image's bundled colour photographs (:data:`nnviz.io.SAMPLES`).
 - Files: one HDF5 file holds a model (architecture, width, normalization, training options,
   the style image's SHA-256, the loss history and every parameter); a checkpoint adds Adam's
   moments, the step and the random generator's state, so that a resumed run continues the
   very same loss curve. Reading one only reads arrays and JSON text: nothing in it is run.
 """
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -50,7 +49,7 @@ import numpy
 
 from .. import __version__, backend, io
 from ..backend import get_array_module
-from ..errors import InputError
+from ..errors import BadFile, BadOption, BadShape, InputError
 from ..layers import (
     AvgPool2d,
     ChannelSlice,
@@ -65,10 +64,10 @@ from ..layers import (
     Sequential,
     Upsample,
 )
-from ..models import Net
+from ..models import Net, vgg16
 from ..progress import progress_bar
 from ..vgg import CAFFE_MEAN_BGR, TORCH_MEAN_RGB, TORCH_STD_RGB
-from .optimize import Result
+from .optimize import Adam, Result
 from .style import content_loss, gram, style_loss, tv_loss
 
 ARCHS = ("johnson", "ulyanov")
@@ -81,11 +80,9 @@ CONTENT_WEIGHT = 1.0
 STYLE_WEIGHT = 3e3
 TV_WEIGHT = 1e-1
 LR = 1e-3           # Johnson et al.'s; larger rates grow tanh-saturated blobs at the output
-DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field")
 FORMAT = "nnviz-fast-style"
 FORMAT_VERSION = 1
 HISTORY_COLUMNS = ("step", "loss", "content", "style", "tv", "seconds")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
 # ---------------------------------------------------------------------------------------
@@ -100,7 +97,7 @@ def _init(net, seed, dtype):
     """PyTorch's default initialization of every convolution (weights and biases uniform in
     ±1/√fan_in), from ``seed``; instance norms start at weight 1, bias 0."""
     rng = numpy.random.default_rng(seed)
-    for _, layer, attr in named_parameters(net):
+    for _, layer, attr in net.named_parameters():
         a = getattr(layer, attr)
         if isinstance(layer, Conv2d):
             bound = 1 / math.sqrt(layer.in_channels * layer.kh * layer.kw)
@@ -145,7 +142,7 @@ def texture_generator(scales=5, width=1.0, seed=0, dtype=numpy.float32, device=N
     width = _check_width(width)
     scales = int(scales)
     if not 1 <= scales <= 8:
-        raise InputError(f"scales must be 1 to 8, got {scales}")
+        raise BadOption(f"scales must be 1 to 8, got {scales}")
     c = _channels(8, width)
 
     def block(cin, cout):
@@ -180,73 +177,14 @@ def texture_generator(scales=5, width=1.0, seed=0, dtype=numpy.float32, device=N
 def _check_width(width):
     width = float(width)
     if not (math.isfinite(width) and 0 < width <= 8):
-        raise InputError(f"width must be a number in (0, 8], got {width}")
+        raise BadOption(f"width must be a number in (0, 8], got {width}")
     return width
 
 
-def named_parameters(net):
-    """``(key, layer, attr)`` of every parameter of ``net``, ``key`` as ``"res1/conv1/weight"``
-    (the layer that holds it, and its attribute name), in layer order."""
-    def walk(prefix, layer):
-        if isinstance(layer, Sequential):
-            for n, sub in layer.layers.items():
-                yield from walk(f"{prefix}{n}/", sub)
-            return
-        for p in layer.params:
-            if getattr(layer, p) is not None:
-                yield f"{prefix}{p}", layer, p
-    for name, layer in net.layers.items():
-        yield from walk(f"{name}/", layer)
-
-
-def parameters(net):
-    """``{key: array}`` of every parameter (the arrays themselves, not copies)."""
-    return {k: getattr(layer, a) for k, layer, a in named_parameters(net)}
-
-
 def gradients(net):
-    """``{key: gradient}`` of every parameter after a backward (``grad_weight`` …)."""
-    return {k: getattr(layer, f"grad_{a}") for k, layer, a in named_parameters(net)}
-
-
-# ---------------------------------------------------------------------------------------
-# Adam, by hand
-# ---------------------------------------------------------------------------------------
-
-class Adam:
-    """Adam (Kingma & Ba 2015) as ``torch.optim.Adam`` (no weight decay, no amsgrad)::
-
-        m ← β₁ m + (1 − β₁) g        v ← β₂ v + (1 − β₂) g²
-        p ← p − lr · (m / (1 − β₁ᵗ)) / (√v / √(1 − β₂ᵗ) + ε)
-
-    ``params``: ``{key: array}``, updated in place (the layers hold the same arrays).
-    ``warmup``: W > 0 scales the rate of step t by min(1, t / W) (a linear warm-up, as
-    ``torch.optim.lr_scheduler.LambdaLR`` with ``lambda e: min(1, (e + 1) / W)``)."""
-
-    def __init__(self, params, lr=LR, betas=(0.9, 0.999), eps=1e-8, warmup=0):
-        self.params, self.lr, self.betas, self.eps = params, float(lr), tuple(betas), float(eps)
-        self.warmup = int(warmup)
-        self.t = 0
-        self.m = {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
-        self.v = {k: get_array_module(p).zeros_like(p) for k, p in params.items()}
-
-    def step(self, grads):
-        self.t += 1
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** self.t, math.sqrt(1 - b2 ** self.t)
-        lr = self.lr * min(1.0, self.t / self.warmup) if self.warmup > 0 else self.lr
-        for k, p in self.params.items():
-            xp = get_array_module(p)
-            g = grads[k].astype(p.dtype, copy=False)
-            m, v = self.m[k], self.v[k]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            p -= (lr / c1) * m / (xp.sqrt(v) / c2 + self.eps)
-
-    def state(self):
-        return dict(t=self.t, lr=self.lr, betas=list(self.betas), eps=self.eps, warmup=self.warmup)
+    """``{key: gradient}`` of every parameter after a backward (``grad_weight`` …), keyed as
+    :meth:`Net.named_parameters`."""
+    return {k: getattr(layer, f"grad_{a}") for k, layer, a in net.named_parameters()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -284,7 +222,7 @@ class PerceptualLoss:
         for what, w in (("content_weight", content_weight), ("style_weight", style_weight),
                         ("tv_weight", tv_weight)):
             if not (math.isfinite(float(w)) and float(w) >= 0):
-                raise InputError(f"{what} must be a finite number ≥ 0, got {w}")
+                raise BadOption(f"{what} must be a finite number ≥ 0, got {w}")
         self.content_weight, self.style_weight, self.tv_weight = \
             float(content_weight), float(style_weight), float(tv_weight)
         self.content_layers = tuple(content_layers) if self.content_weight else ()
@@ -317,7 +255,7 @@ class PerceptualLoss:
         y = y.astype(self.dtype, copy=False)
         P = self.targets(content)
         if self.content_layers and not P:
-            raise ValueError("content_weight > 0 and content layers given, but no content batch")
+            raise BadOption("content_weight > 0 and content layers given, but no content batch")
         terms = {"content": 0.0, "style": 0.0, "tv": 0.0}
         grad = 0
         if self.deepest is not None:
@@ -358,31 +296,18 @@ def _features(act, i):
 # ---------------------------------------------------------------------------------------
 
 def default_images():
-    """scikit-image's bundled colour photographs (no download): ``[(name, RGB uint8)]``."""
-    return list(_default_images())
-
-
-@functools.lru_cache(maxsize=1)
-def _default_images():
-    from skimage import data
-    out = []
-    for name in DEFAULT_IMAGES:
-        img = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
-        img = numpy.ascontiguousarray(img[..., :3])
-        img.flags.writeable = False          # shared between calls
-        out.append((name, img))
-    return tuple(out)
+    """scikit-image's bundled colour photographs (:data:`nnviz.io.SAMPLES`, no download):
+    ``[(name, RGB uint8)]``."""
+    return [(name, io.sample_image(name)) for name in io.SAMPLES]
 
 
 def folder_images(folder):
-    """Every image in ``folder`` (sorted by name; not its subfolders): ``[(name, RGB uint8)]``."""
-    if not os.path.isdir(folder):
-        raise InputError(f"{folder}: no such folder of content images")
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)
-                   and os.path.isfile(os.path.join(folder, f)))
-    if not names:
-        raise InputError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
-    return [(n, io.load_image(os.path.join(folder, n))) for n in names]
+    """Every image in ``folder`` (:func:`nnviz.io.list_images`: sorted by name, not its
+    subfolders): ``[(name, RGB uint8)]``."""
+    paths = io.list_images(folder)
+    if not paths:
+        raise BadFile(f"{folder}: no images ({', '.join(io.IMAGE_EXTENSIONS)}) in the folder")
+    return [(os.path.basename(p), io.load_image(p)) for p in paths]
 
 
 class Crops:
@@ -394,11 +319,11 @@ class Crops:
     def __init__(self, images, size, batch, rng, scale=(1.0, 2.0), flip=True):
         self.images = [img for _, img in images]
         if not self.images:
-            raise InputError("no content images to train on")
+            raise BadOption("no content images to train on")
         self.size, self.batch, self.rng, self.flip = int(size), int(batch), rng, bool(flip)
         self.scale = (float(scale[0]), float(scale[1]))
         if not 1.0 <= self.scale[0] <= self.scale[1]:
-            raise InputError(f"scale jitter must be 1 ≤ lo ≤ hi, got {self.scale}")
+            raise BadOption(f"scale jitter must be 1 ≤ lo ≤ hi, got {self.scale}")
 
     def sample(self):
         out = numpy.empty((self.batch, 3, self.size, self.size), numpy.float32)
@@ -455,7 +380,7 @@ def build(arch, width, scales=5, seed=0, dtype=numpy.float32, device=None):
         return transformer(width, seed=seed, dtype=dtype, device=device)
     if arch == "ulyanov":
         return texture_generator(scales, width, seed=seed, dtype=dtype, device=device)
-    raise InputError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHS)}")
+    raise BadOption(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHS)}")
 
 
 def save(model, path, state=None):
@@ -469,7 +394,7 @@ def save(model, path, state=None):
                            options=json.dumps(model.options, sort_keys=True),
                            style_sha256=model.style_sha256, style_name=model.style_name,
                            kind="checkpoint" if state else "model", nnviz=__version__)
-            for key, a in parameters(model.net).items():
+            for key, a in model.net.parameters():
                 f.create_dataset(f"params/{key}", data=backend.to_numpy(a))
             rows = [[float(h[c]) for c in HISTORY_COLUMNS] for h in model.history]
             f.create_dataset("history", data=numpy.asarray(rows, numpy.float64).reshape(-1, len(HISTORY_COLUMNS)))
@@ -486,20 +411,20 @@ def save(model, path, state=None):
 
 def _attr(f, path, key, kind):
     if key not in f.attrs:
-        raise InputError(f"{path}: no {key!r} attribute: not an nnviz style model")
+        raise BadFile(f"{path}: no {key!r} attribute: not an nnviz style model")
     v = f.attrs[key]
     v = v.decode() if isinstance(v, bytes) else v
     try:
         return kind(v)
     except (TypeError, ValueError):
-        raise InputError(f"{path}: attribute {key!r} is not a {kind.__name__}: {v!r}") from None
+        raise BadFile(f"{path}: attribute {key!r} is not a {kind.__name__}: {v!r}") from None
 
 
 def _json(f, path, key):
     try:
         return json.loads(_attr(f, path, key, str))
     except json.JSONDecodeError as e:
-        raise InputError(f"{path}: attribute {key!r} is not valid JSON ({e})") from None
+        raise BadFile(f"{path}: attribute {key!r} is not valid JSON ({e})") from None
 
 
 def load(path, device=None, dtype=numpy.float32, with_state=False):
@@ -510,42 +435,42 @@ def load(path, device=None, dtype=numpy.float32, with_state=False):
     import h5py
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputError(f"{path}: no such model file")
+        raise BadFile(f"{path}: no such model file")
     try:
         with h5py.File(path, "r") as f:
             if _attr(f, path, "format", str) != FORMAT:
-                raise InputError(f"{path}: not an nnviz style model (format "
-                                 f"{f.attrs.get('format')!r})")
+                raise BadFile(f"{path}: not an nnviz style model (format "
+                              f"{f.attrs.get('format')!r})")
             version = _attr(f, path, "format_version", int)
             if version > FORMAT_VERSION:
-                raise InputError(f"{path}: format version {version} is newer than this nnviz "
-                                 f"reads ({FORMAT_VERSION})")
+                raise BadFile(f"{path}: format version {version} is newer than this nnviz "
+                              f"reads ({FORMAT_VERSION})")
             arch = _attr(f, path, "arch", str)
             if arch not in ARCHS:
-                raise InputError(f"{path}: unknown architecture {arch!r}")
+                raise BadFile(f"{path}: unknown architecture {arch!r}")
             width = _attr(f, path, "width", float)
             scales = _attr(f, path, "scales", int)
             norm = _attr(f, path, "norm", str)
             if norm != "instance":
-                raise InputError(f"{path}: unknown normalization {norm!r}")
+                raise BadFile(f"{path}: unknown normalization {norm!r}")
             try:
                 net = build(arch, width, scales or 5, dtype=dtype)
             except InputError as e:
-                raise InputError(f"{path}: {e}") from None
+                raise BadFile(f"{path}: {e}") from None
             params = {}
-            for key, a in parameters(net).items():
+            for key, a in net.parameters():
                 _check_shape(f, path, f"params/{key}", a.shape)
                 params[key] = numpy.asarray(f[f"params/{key}"], dtype=dtype)
             extra = sorted(set(_keys(f, "params")) - set(params))
             if extra:
-                raise InputError(f"{path}: parameters the {arch} network does not have: "
-                                 f"{', '.join(extra[:5])}")
+                raise BadFile(f"{path}: parameters the {arch} network does not have: "
+                              f"{', '.join(extra[:5])}")
             history = []
             if "history" in f:
                 rows = numpy.asarray(f["history"], dtype=numpy.float64)
                 if rows.ndim != 2 or rows.shape[1] != len(HISTORY_COLUMNS):
-                    raise InputError(f"{path}: history of shape {rows.shape}, expected "
-                                     f"(steps, {len(HISTORY_COLUMNS)})")
+                    raise BadFile(f"{path}: history of shape {rows.shape}, expected "
+                                  f"(steps, {len(HISTORY_COLUMNS)})")
                 history = [dict(zip(HISTORY_COLUMNS, map(float, r))) for r in rows]
                 for h in history:
                     h["step"] = int(h["step"])
@@ -560,8 +485,8 @@ def load(path, device=None, dtype=numpy.float32, with_state=False):
                         _check_shape(f, path, f"adam/{mv}/{key}", a.shape)
                         state[mv][key] = numpy.asarray(f[f"adam/{mv}/{key}"], dtype=dtype)
     except OSError as e:
-        raise InputError(f"{path}: not a readable HDF5 model file (truncated or damaged?): {e}") from None
-    for key, layer, attr in named_parameters(net):
+        raise BadFile(f"{path}: not a readable HDF5 model file (truncated or damaged?): {e}") from None
+    for key, layer, attr in net.named_parameters():
         setattr(layer, attr, params[key])
     net.to(backend.resolve_device(device))
     return (model, state) if with_state else model
@@ -570,10 +495,10 @@ def load(path, device=None, dtype=numpy.float32, with_state=False):
 def _check_shape(f, path, key, shape):
     import h5py
     if key not in f or not isinstance(f[key], h5py.Dataset):
-        raise InputError(f"{path}: no dataset {key!r} in the file")
+        raise BadFile(f"{path}: no dataset {key!r} in the file")
     if tuple(f[key].shape) != tuple(shape):
-        raise InputError(f"{path}: {key} has shape {tuple(f[key].shape)}, the network expects "
-                         f"{tuple(shape)}")
+        raise BadFile(f"{path}: {key} has shape {tuple(f[key].shape)}, the network expects "
+                      f"{tuple(shape)}")
 
 
 def _keys(f, group):
@@ -598,19 +523,103 @@ def style_hash(style):
 # ---------------------------------------------------------------------------------------
 
 def check_options(mode, size, batch, steps, scales=5):
-    """InputError unless the training options fit: ``(size, batch, steps)`` as ints."""
+    """BadOption unless the training options fit; ``(size, batch, steps)`` as ints."""
     size, batch, steps, scales = int(size), int(batch), int(steps), int(scales)
     if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise BadOption(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
     if size < 16 or size % 4:
-        raise InputError(f"size must be a multiple of 4, at least 16, got {size}")
+        raise BadOption(f"size must be a multiple of 4, at least 16, got {size}")
     if mode == "texture" and not 1 <= scales <= 8:
-        raise InputError(f"scales must be 1 to 8, got {scales}")
+        raise BadOption(f"scales must be 1 to 8, got {scales}")
     if mode == "texture" and size % 2 ** (scales - 1):
-        raise InputError(f"size {size} must be divisible by 2^(scales-1) = {2 ** (scales - 1)}")
+        raise BadOption(f"size {size} must be divisible by 2^(scales-1) = {2 ** (scales - 1)}")
     if batch < 1 or steps < 0:
-        raise InputError(f"batch must be ≥ 1 and steps ≥ 0, got {batch} and {steps}")
+        raise BadOption(f"batch must be ≥ 1 and steps ≥ 0, got {batch} and {steps}")
     return size, batch, steps
+
+
+def _options(o, steps, dtype):
+    """The training options ``o`` (given, or a checkpoint's) and ``steps`` checked: the
+    options as a model file keeps them (texture mode has no content term; ``style_size``
+    defaults to ``size``), and the steps as an int."""
+    size, batch, steps = check_options(o["mode"], o["size"], o["batch"], steps, o["scales"])
+    if int(o["warmup"]) < 0:
+        raise BadOption(f"warmup must be ≥ 0 steps, got {o['warmup']}")
+    texture = o["mode"] == "texture"
+    return dict(mode=o["mode"], width=float(o["width"]), size=size, batch=batch, lr=float(o["lr"]),
+                content_weight=0.0 if texture else float(o["content_weight"]),
+                style_weight=float(o["style_weight"]), tv_weight=float(o["tv_weight"]),
+                content_layers=list(o["content_layers"]), style_layers=list(o["style_layers"]),
+                style_size=int(o["style_size"] or size), scale=[float(v) for v in o["scale"]],
+                scales=int(o["scales"]), seed=int(o["seed"]), warmup=int(o["warmup"]),
+                dtype=numpy.dtype(dtype).name), steps
+
+
+def _prepare(style, given, steps, resume, dtype):
+    """What :func:`train` starts from: the style image (RGB) and its hash, the model and state
+    of the checkpoint ``resume`` (which must be one, of this style; None, None without it),
+    the checked options (``given``, or the checkpoint's: they win) and steps."""
+    style_img = io.load_image(style) if isinstance(style, str) else numpy.asarray(style)
+    if style_img.ndim != 3 or style_img.shape[-1] != 3:
+        raise BadShape(f"style image: expected RGB (h, w, 3), got shape {style_img.shape}")
+    sha = style_hash(style)
+    model, state = None, None
+    if resume is not None:
+        model, state = load(resume, dtype=dtype, with_state=True)
+        if state is None:
+            raise BadFile(f"{resume}: a model file, not a checkpoint (no optimizer state)")
+        if model.style_sha256 != sha:
+            raise BadFile(f"{resume}: trained on another style image (SHA-256 "
+                          f"{model.style_sha256[:12]}…, this one {sha[:12]}…)")
+        given = dict(model.options, warmup=model.options.get("warmup", 0))   # none before it
+    o, steps = _options(given, steps, dtype)
+    return style_img, sha, model, state, o, steps
+
+
+def _optimizer(net, o, state, device):
+    """Adam on every parameter of ``net`` and the random generator of the batches, with a
+    checkpoint's ``state`` (Adam's moments and step, the generator's state) put back."""
+    rng = numpy.random.default_rng(o["seed"])
+    adam = Adam(dict(net.parameters()), o["lr"], warmup=o["warmup"])
+    if state is not None:
+        rng.bit_generator.state = state["rng"]
+        adam.t = int(state["adam"]["t"])
+        for k in adam.m:
+            adam.m[k][...] = backend.to_device(state["m"][k], device)
+            adam.v[k][...] = backend.to_device(state["v"][k], device)
+    return adam, rng
+
+
+def _new_model(o, style, sha, dtype, device):
+    """The untrained :class:`StyleModel` of the checked options ``o``."""
+    arch = MODES[o["mode"]]
+    net = build(arch, o["width"], o["scales"], seed=o["seed"], dtype=dtype, device=device)
+    return StyleModel(net, arch, o["width"], o, sha,
+                      os.path.basename(style) if isinstance(style, str) else "array",
+                      o["scales"] if arch == "ulyanov" else 0)
+
+
+def _batch(crops, rng, o, dtype, device):
+    """A step's input and its content batch: crops of the photographs (transfer), or noise
+    and no content (texture)."""
+    if crops is not None:
+        x = backend.to_device(crops.sample().astype(dtype), device)
+        return x, x
+    z = noise_batch(rng, o["batch"], o["scales"], o["size"], o["size"], dtype)
+    return backend.to_device(z, device), None
+
+
+def _step(net, loss, adam, x, content, step):
+    """One training step on the batch ``x`` (its content, or None): forward, the perceptual
+    loss, the backward to every parameter and Adam's update; returns the loss terms."""
+    y = net.forward(x)
+    terms, g = loss(y, content)
+    net.backward(g.astype(y.dtype, copy=False), start=net.layer_names[-1])
+    adam.step(gradients(net))
+    if not math.isfinite(terms["total"]):
+        raise FloatingPointError(f"the loss is not finite at step {step} "
+                                 f"(try a smaller learning rate or weights)")
+    return terms, y
 
 
 def train(style, images=None, *, mode="transfer", width=1.0, size=256, batch=4, steps=2000,
@@ -635,73 +644,31 @@ def train(style, images=None, *, mode="transfer", width=1.0, size=256, batch=4, 
     ``checkpoint``: a path written (atomically) every ``checkpoint_every`` steps and at the
     end; ``resume``: a checkpoint to continue (its options win over the arguments, except
     ``steps``, the total to reach). ``callback(step, terms)`` after each step. ``warmup``:
-    the rate grows linearly over the first ``warmup`` steps (:class:`Adam`); at small widths
-    it keeps the first steps from saturating the output (without it the loss jumps 10-100×
-    at step 2 and takes ~70 steps to come back).
+    the rate grows linearly over the first ``warmup`` steps
+    (:class:`~nnviz.methods.optimize.Adam`); at small widths it keeps the first steps from
+    saturating the output (without it the loss jumps 10-100× at step 2 and takes ~70 steps
+    to come back).
     """
     start = time.perf_counter()
-    check_options(mode, size, batch, steps, scales)
-    style_img = io.load_image(style) if isinstance(style, str) else numpy.asarray(style)
-    if style_img.ndim != 3 or style_img.shape[-1] != 3:
-        raise InputError(f"style image: expected RGB (h, w, 3), got shape {style_img.shape}")
-    sha = style_hash(style)
-    state = None
-    if resume is not None:
-        model, state = load(resume, dtype=dtype, with_state=True)
-        if state is None:
-            raise InputError(f"{resume}: a model file, not a checkpoint (no optimizer state)")
-        if model.style_sha256 != sha:
-            raise InputError(f"{resume}: trained on another style image (SHA-256 "
-                             f"{model.style_sha256[:12]}…, this one {sha[:12]}…)")
-        o = model.options
-        mode, width, size, batch, lr = o["mode"], o["width"], o["size"], o["batch"], o["lr"]
-        content_weight, style_weight, tv_weight = o["content_weight"], o["style_weight"], o["tv_weight"]
-        content_layers, style_layers = tuple(o["content_layers"]), tuple(o["style_layers"])
-        style_size, scale, scales, seed = o["style_size"], tuple(o["scale"]), o["scales"], o["seed"]
-        warmup = o.get("warmup", 0)                       # checkpoints before the warm-up: none
-    size, batch, steps = check_options(mode, size, batch, steps, scales)
-    if int(warmup) < 0:
-        raise InputError(f"warmup must be ≥ 0 steps, got {warmup}")
-    style_size = int(style_size or size)
-    if mode == "texture":
-        content_weight = 0.0
-    options = dict(mode=mode, width=float(width), size=size, batch=batch, lr=float(lr),
-                   content_weight=float(content_weight), style_weight=float(style_weight),
-                   tv_weight=float(tv_weight), content_layers=list(content_layers),
-                   style_layers=list(style_layers), style_size=style_size,
-                   scale=[float(s) for s in scale], scales=int(scales), seed=int(seed),
-                   warmup=int(warmup), dtype=numpy.dtype(dtype).name)
-    crops = None
-    if mode == "transfer":
+    style_img, sha, model, state, o, steps = _prepare(style, dict(
+        mode=mode, width=width, size=size, batch=batch, lr=lr, scale=scale,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+        content_layers=content_layers, style_layers=style_layers, style_size=style_size,
+        scales=scales, seed=seed, warmup=warmup), steps, resume, dtype)
+    if o["mode"] == "transfer":
         imgs = default_images() if images is None else (
             folder_images(images) if isinstance(images, (str, os.PathLike)) else list(images))
-    if vgg is None:
-        from ..models import vgg16
-        vgg = vgg16(weights="default", include_top=False)
-    options["vgg"] = dict(arch=vgg.arch, source=vgg.weights_info.get("source", "random"),
-                          preprocess=vgg.preprocessing)
-    loss = PerceptualLoss(vgg, io.resize(style_img, style_size), content_layers=content_layers,
-                          style_layers=style_layers, content_weight=content_weight,
-                          style_weight=style_weight, tv_weight=tv_weight, dtype=dtype)
-    if resume is None:
-        net = build(MODES[mode], width, scales, seed=seed, dtype=dtype, device=vgg.device)
-        model = StyleModel(net, MODES[mode], float(width), options, sha,
-                           os.path.basename(style) if isinstance(style, str) else "array",
-                           int(scales) if mode == "texture" else 0)
-    else:
-        model.net.to(vgg.device)
-    net = model.net
-    net.requires_grad_(True)
-    rng = numpy.random.default_rng(seed)
-    adam = Adam(parameters(net), lr, warmup=warmup)
-    if state is not None:
-        rng.bit_generator.state = state["rng"]
-        adam.t = int(state["adam"]["t"])
-        for k in adam.m:
-            adam.m[k][...] = backend.to_device(state["m"][k], vgg.device)
-            adam.v[k][...] = backend.to_device(state["v"][k], vgg.device)
-    if mode == "transfer":
-        crops = Crops(imgs, size, batch, rng, scale)
+    vgg = vgg16(weights="default", include_top=False) if vgg is None else vgg
+    o["vgg"] = dict(arch=vgg.arch, source=vgg.weights_info.get("source", "random"),
+                    preprocess=vgg.preprocessing)
+    loss = PerceptualLoss(vgg, io.resize(style_img, o["style_size"]), dtype=dtype, **{
+        k: o[k] for k in ("content_layers", "style_layers", "content_weight", "style_weight",
+                          "tv_weight")})
+    if model is None:
+        model = _new_model(o, style, sha, dtype, vgg.device)
+    net = model.net.to(vgg.device).requires_grad_(True)     # a resumed one: onto the VGG's device
+    adam, rng = _optimizer(net, o, state, vgg.device)
+    crops = Crops(imgs, o["size"], o["batch"], rng, o["scale"]) if o["mode"] == "transfer" else None
 
     def save_checkpoint():
         if checkpoint:
@@ -712,19 +679,8 @@ def train(style, images=None, *, mode="transfer", width=1.0, size=256, batch=4, 
     try:
         while model.step < steps:
             t0 = time.perf_counter()
-            if crops is not None:
-                content = backend.to_device(crops.sample().astype(dtype), vgg.device)
-                x = content
-            else:
-                content = None
-                x = backend.to_device(noise_batch(rng, batch, int(scales), size, size, dtype), vgg.device)
-            y = net.forward(x)
-            terms, g = loss(y, content)
-            net.backward(g.astype(y.dtype, copy=False), start=net.layer_names[-1])
-            adam.step(gradients(net))
-            if not math.isfinite(terms["total"]):
-                raise FloatingPointError(f"the loss is not finite at step {model.step + 1} "
-                                         f"(try a smaller learning rate or weights)")
+            x, content = _batch(crops, rng, o, dtype, vgg.device)
+            terms, y = _step(net, loss, adam, x, content, model.step + 1)
             row = dict(step=model.step + 1, loss=terms["total"], content=terms["content"],
                        style=terms["style"], tv=terms["tv"], seconds=time.perf_counter() - t0)
             model.history.append(row)
@@ -741,8 +697,7 @@ def train(style, images=None, *, mode="transfer", width=1.0, size=256, batch=4, 
     net.activations.clear()
     save_checkpoint()
     net.requires_grad_(False)
-    images_out = None if y is None else _to_uint8(y)
-    return Result(y, model.history, images=images_out, status=status,
+    return Result(y, model.history, images=None if y is None else _to_uint8(y), status=status,
                   message=f"interrupted at step {model.step}" if status != "done" else None,
                   loss=model.history[-1]["loss"] if model.history else None,
                   seconds=time.perf_counter() - start, extra=dict(model=model))
@@ -763,12 +718,12 @@ def stylize(model, images, batch=4, size=None, dtype=numpy.float32):
     order. ``size``: first resize each so that its longer side is ``size``. Sides not
     divisible by 4 are padded by reflection for the network and cropped back."""
     if model.arch != "johnson":
-        raise InputError(f"a {model.arch} model makes textures from noise: use generate()")
+        raise BadOption(f"a {model.arch} model makes textures from noise: use generate()")
     net = model.net
     imgs = [numpy.asarray(a) for a in images]
     for i, a in enumerate(imgs):
         if a.ndim != 3 or a.shape[-1] != 3:
-            raise InputError(f"image {i + 1}: expected RGB (H, W, 3), got shape {a.shape}")
+            raise BadShape(f"image {i + 1}: expected RGB (H, W, 3), got shape {a.shape}")
     if size:
         imgs = [io.resize(a, int(size)) for a in imgs]
     out = [None] * len(imgs)
@@ -779,7 +734,7 @@ def stylize(model, images, batch=4, size=None, dtype=numpy.float32):
     for (h, w, _), idx in groups.items():
         ph, pw = -h % 4, -w % 4
         if min(h, w) < 8:
-            raise InputError(f"image of {h}×{w} pixels is too small to stylize (8 at least)")
+            raise BadShape(f"image of {h}×{w} pixels is too small to stylize (8 at least)")
         for k in range(0, len(idx), int(batch)):
             part = idx[k:k + int(batch)]
             x = numpy.stack([imgs[i] for i in part]).transpose(0, 3, 1, 2).astype(dtype)
@@ -796,7 +751,7 @@ def generate(model, count=1, size=256, seed=0, dtype=numpy.float32):
     """``count`` textures of ``size`` (an int or (h, w), rounded up to a multiple of
     2^(scales−1)) from a texture model, each from its own noise; RGB uint8 images."""
     if model.arch != "ulyanov":
-        raise InputError(f"a {model.arch} model stylizes photographs: use stylize()")
+        raise BadOption(f"a {model.arch} model stylizes photographs: use stylize()")
     h, w = (size, size) if numpy.isscalar(size) else size
     m = 2 ** (model.scales - 1)
     h, w = -(-int(h) // m) * m, -(-int(w) // m) * m
@@ -810,18 +765,8 @@ def generate(model, count=1, size=256, seed=0, dtype=numpy.float32):
 
 
 # ---------------------------------------------------------------------------------------
-# the loss curve
+# the loss curve (its CSV: nnviz.methods.optimize.write_loss_csv with HISTORY_COLUMNS)
 # ---------------------------------------------------------------------------------------
-
-def write_loss_csv(history, path):
-    """One row per step (``HISTORY_COLUMNS``), atomically."""
-    with io.atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(",".join(HISTORY_COLUMNS) + "\n")
-            for h in history:
-                f.write(",".join(repr(h[c]) for c in HISTORY_COLUMNS) + "\n")
-    return os.fspath(path)
-
 
 def plot_loss(history, path, title="training loss"):
     """The total loss and its terms per step (log scale) as a PNG, atomically."""

@@ -3,7 +3,16 @@ Representations by Inverting Them", eq. (1)–(5): ``argmin_x ‖Φ(x) − Φ₀
 + λ_α N_α(x) + λ_TV TV_β(x)``, by the loop of :mod:`nnviz.methods.optimize`.
 """
 from .. import backend
+from ..errors import BadTarget
+from . import optimize
 from .optimize import noise, regularizer_terms, run
+
+
+def memory_estimate(net, n, h, w, layer):
+    """Bytes that :func:`invert` on ``n`` images of ``h × w`` holds at its peak: the loop's
+    (:func:`nnviz.methods.optimize.memory_estimate` to ``layer``) and two images' worth more
+    (the target representation and its difference)."""
+    return optimize.memory_estimate(net, n, h, w, layer, optimize.LOOP_BUFFERS + 2)
 
 
 def representation_loss(net, x, layer, phi0):
@@ -28,8 +37,8 @@ def invert(net, image, layer, steps=200, lr=2.0, alpha=6, tv_beta=2, alpha_weigh
     image = backend.to_device(image, net.device)
     phi0 = net.forward(image, until=layer).copy()
     if not float((phi0 * phi0).sum()) > 0:
-        raise ValueError(f"the representation of the image at {layer!r} is all zero: nothing "
-                         f"to invert")
+        raise BadTarget(f"the representation of the image at {layer!r} is all zero: nothing "
+                        f"to invert")
     if x0 is None:
         x0 = noise(net, len(image), image.shape[2:], seed, image.dtype)
     terms = [("objective", 1.0, lambda x: representation_loss(net, x, layer, phi0), True)]

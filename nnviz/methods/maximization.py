@@ -16,6 +16,7 @@ import numpy
 
 from .. import backend, targets
 from ..backend import get_array_module
+from ..errors import BadTarget
 from ..progress import progress_bar
 from .optimize import Result, noise, regularizer_terms, run
 
@@ -29,7 +30,7 @@ def as_targets(target, net, n=None):
     if n is not None and len(ts) == 1:
         ts = ts * n
     if len({t.layer for t in ts}) != 1:
-        raise ValueError(f"targets of one batch must share a layer, got {sorted({t.layer for t in ts})}")
+        raise BadTarget(f"targets of one batch must share a layer, got {sorted({t.layer for t in ts})}")
     return ts
 
 
@@ -39,7 +40,7 @@ def target_objective(net, x, target):
     or one unit's activation. ``target``: one target, or a list with one per image."""
     ts = as_targets(target, net, len(x))
     if len(ts) != len(x):
-        raise ValueError(f"{len(ts)} targets for a batch of {len(x)} images")
+        raise BadTarget(f"{len(ts)} targets for a batch of {len(x)} images")
     layer = ts[0].layer
     act = net.forward(x, until=layer)
     xp = get_array_module(act)

@@ -2,9 +2,11 @@
 Inverting Them", eq. (3) (α-norm) and eq. (5) (total variation with exponent β), Simonyan et
 al. 2013's L2 decay and Yosinski et al. 2015's blur and clipping; the optimization loop shared
 by the methods that make images (activation maximization, class models, DeepDream,
-inversion; Gatys style transfer has its own L-BFGS driver), and :class:`Result`, the one type
-they all return. The gradient is normalized by its RMS as in keras-vis / Keras' "How
-convolutional neural networks see the world".
+inversion; Gatys style transfer has its own L-BFGS driver), its memory estimate, and
+:class:`Result`, the one type they all return, with the one writer of loss curves as CSV.
+The gradient is normalized by its RMS as in keras-vis / Keras' "How convolutional neural
+networks see the world". :class:`Adam` (Kingma & Ba 2015, as ``torch.optim.Adam``) is the
+one Adam of nnviz: the loop's and the feed-forward style training's.
 
 Every value comes with its hand-written gradient (no autograd). Images ``x: (N, 3, H, W)``
 live in the net's preprocessed space (:meth:`Net.preprocess`); values are per image, ``(N,)``,
@@ -13,14 +15,15 @@ divided by ``scale`` (the functions' argument; the loop passes half the pixel ra
 images lie in about [-1, 1] whatever the preprocessing).
 """
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy
 
-from .. import io, render
+from .. import io, models, render
 from ..backend import get_array_module, to_numpy
-from ..errors import InputError
+from ..errors import BadOption
 from ..functional import gaussian_blur
 from ..progress import progress_bar
 
@@ -89,6 +92,17 @@ def clip_small_norm(x, percentile):
 
 # -- the loop ------------------------------------------------------------------------------
 
+# the loop's own arrays, in images of the batch: x, the new x, the gradient, Adam's two moments,
+# the jittered copy and the regularizers' temporaries
+LOOP_BUFFERS = 12
+
+
+def memory_estimate(net, n, h, w, until, buffers=LOOP_BUFFERS):
+    """Bytes that :func:`run` on ``n`` images of ``h × w`` holds at its peak: the net's
+    forward and backward to ``until`` (:func:`nnviz.models.memory_estimate`) and ``buffers``
+    images' worth of float32 arrays of the loop (:data:`LOOP_BUFFERS`; a method adds its own)."""
+    return models.memory_estimate(net, n, h, w, until) + int(buffers * n * 3 * h * w * 4)
+
 
 @dataclass
 class Result:
@@ -130,13 +144,6 @@ def pixel_unit(net):
     return 1.0 if net.preprocessing == "caffe" else 1.0 / (255.0 * 0.226)
 
 
-def pixel_bounds(net, dtype):
-    """(lo, hi): the preprocessed values of pixel levels 0 and 255, shaped (1, 3, 1, 1)."""
-    lo = net.preprocess(numpy.zeros((1, 1, 3), numpy.float32)).astype(dtype)
-    hi = net.preprocess(numpy.full((1, 1, 3), 255, numpy.float32)).astype(dtype)
-    return lo, hi
-
-
 def noise(net, n, size, seed=None, dtype=numpy.float32, amplitude=10.0):
     """Grey images with uniform noise of ± ``amplitude`` levels (Keras' blog: 128 + noise),
     preprocessed: (n, 3, h, w)."""
@@ -146,33 +153,85 @@ def noise(net, n, size, seed=None, dtype=numpy.float32, amplitude=10.0):
     return net.preprocess(img).astype(dtype)
 
 
+class Adam:
+    """Adam (Kingma & Ba 2015) as ``torch.optim.Adam`` (no weight decay, no amsgrad): the one
+    Adam of nnviz, for the image optimizers (:class:`Optimizer`) and the feed-forward style
+    training (:func:`nnviz.methods.fast_style.train`)::
+
+        m ← β₁ m + (1 − β₁) g        v ← β₂ v + (1 − β₂) g²
+        p ← p − lr · (m / (1 − β₁ᵗ)) / (√v / √(1 − β₂ᵗ) + ε)
+
+    (the paper's ``lr · m̂ / (√v̂ + ε)`` with bias-corrected moments, in torch's order of
+    operations). ``params``: ``{key: array}``, updated in place by :meth:`step` (the layers
+    hold the same arrays); :meth:`deltas` gives the steps without applying them. ``warmup``:
+    W > 0 scales the rate of step t by min(1, t / W) (a linear warm-up, as
+    ``torch.optim.lr_scheduler.LambdaLR`` with ``lambda e: min(1, (e + 1) / W)``). ``m``,
+    ``v`` (by key), ``t`` and :meth:`state` are what a checkpoint keeps."""
+
+    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, warmup=0):
+        self.params = {} if params is None else params
+        self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
+        self.warmup = int(warmup)
+        self.t = 0
+        self.m = {k: get_array_module(p).zeros_like(p) for k, p in self.params.items()}
+        self.v = {k: get_array_module(p).zeros_like(p) for k, p in self.params.items()}
+
+    def deltas(self, grads):
+        """One step: the moments updated with ``grads`` (``{key: gradient}``; a key seen for
+        the first time starts from zero moments) and ``{key: what the step subtracts}``."""
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, math.sqrt(1 - b2 ** self.t)
+        lr = self.lr * min(1.0, self.t / self.warmup) if self.warmup > 0 else self.lr
+        out = {}
+        for k, g in grads.items():
+            xp = get_array_module(g)
+            if k in self.params:
+                g = g.astype(self.params[k].dtype, copy=False)
+            if k not in self.m:
+                self.m[k], self.v[k] = xp.zeros_like(g), xp.zeros_like(g)
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            out[k] = (lr / c1) * m / (xp.sqrt(v) / c2 + self.eps)
+        return out
+
+    def step(self, grads):
+        """Update every parameter in place from ``grads`` (``{key: gradient}``)."""
+        for k, d in self.deltas({k: grads[k] for k in self.params}).items():
+            self.params[k] -= d
+
+    def state(self):
+        return dict(t=self.t, lr=self.lr, betas=list(self.betas), eps=self.eps, warmup=self.warmup)
+
+
 class Optimizer:
-    """Descent steps ``x − lr · update(g)``: ``sgd``, ``rmsprop`` (ρ=0.9, as Keras) or ``adam``
-    (β=(0.9, 0.999), bias-corrected), elementwise, on the arrays' device."""
+    """Descent steps ``x − lr · update(g)`` of one array: ``sgd``, ``rmsprop`` (ρ=0.9, ε=1e-7
+    outside the root, as Keras) or ``adam`` (:class:`Adam`), elementwise, on the arrays'
+    device. :meth:`step` returns the new array (the loop checks it before it applies it)."""
 
     KINDS = ("adam", "rmsprop", "sgd")
 
     def __init__(self, kind, lr):
         if kind not in self.KINDS:
-            raise ValueError(f"unknown optimizer {kind!r}: expected one of {', '.join(self.KINDS)}")
+            raise BadOption(f"unknown optimizer {kind!r}: expected one of {', '.join(self.KINDS)}")
         if not (math.isfinite(float(lr)) and lr > 0):
-            raise InputError(f"learning rate {lr}: must be a finite number > 0")
-        self.kind, self.lr, self.t, self.m, self.v = kind, lr, 0, None, None
+            raise BadOption(f"learning rate {lr}: must be a finite number > 0")
+        self.kind, self.lr, self.v = kind, lr, None
+        self.adam = Adam(lr=lr) if kind == "adam" else None
 
     def step(self, x, g):
-        xp = get_array_module(x)
-        self.t += 1
         if self.kind == "sgd":
             return x - self.lr * g
+        if self.kind == "adam":
+            return x - self.adam.deltas({"x": g})["x"]
+        xp = get_array_module(x)
         if self.v is None:
-            self.m, self.v = xp.zeros_like(g), xp.zeros_like(g)
-        if self.kind == "rmsprop":
-            self.v = 0.9 * self.v + 0.1 * g * g
-            return x - self.lr * g / (xp.sqrt(self.v) + 1e-7)
-        self.m = 0.9 * self.m + 0.1 * g
-        self.v = 0.999 * self.v + 0.001 * g * g
-        mh, vh = self.m / (1 - 0.9 ** self.t), self.v / (1 - 0.999 ** self.t)
-        return x - self.lr * mh / (xp.sqrt(vh) + 1e-8)
+            self.v = xp.zeros_like(g)
+        self.v = 0.9 * self.v + 0.1 * g * g
+        return x - self.lr * g / (xp.sqrt(self.v) + 1e-7)
 
 
 def save_snapshot(net, x, path, step):
@@ -225,13 +284,80 @@ def _rms_scale(grad, why, grad_norm):
     if grad_norm is None:
         return numpy.ones(n)
     if grad_norm != "rms":
-        raise ValueError(f"grad_norm must be 'rms' or None, got {grad_norm!r}")
+        raise BadOption(f"grad_norm must be 'rms' or None, got {grad_norm!r}")
     xp = get_array_module(grad)
     scale = to_numpy(xp.sqrt((grad * grad).reshape(n, -1).mean(axis=1))).astype(numpy.float64)
     for k in numpy.flatnonzero(~(numpy.isfinite(scale) & (scale > 0))):
         why[k] = why[k] or (f"normalization: the gradient's RMS is {scale[k]:g}, nothing to "
                             f"normalize (a dead target at this image?)")
     return scale
+
+
+class _Stops:
+    """Which images of the batch are still optimized; for the others, the step they stopped at
+    and why."""
+
+    def __init__(self, n):
+        self.active = numpy.ones(n, bool)
+        self.stopped, self.notes = [None] * n, [None] * n
+
+    def stop(self, k, step, why):
+        self.active[k], self.stopped[k] = False, step
+        self.notes[k] = f"image {k} stopped at step {step}: {why}; kept its last finite state"
+
+
+def _descend(opt, x, grad, scale, why, stops, step, lr):
+    """The optimizer's step from ``x`` with each active image's gradient divided by its
+    ``scale``: images with a reason in ``why`` stop first, then those whose step is not
+    finite (checked before it is applied: a learning rate too large). Returns the new batch,
+    or None when no image is left."""
+    xp = get_array_module(x)
+    n, active = len(x), stops.active
+    for k in numpy.flatnonzero(active & numpy.array([w is not None for w in why])):
+        stops.stop(k, step, why[k])
+    if not active.any():
+        return None
+    scale = numpy.where(active & numpy.isfinite(scale) & (scale > 0), scale, 1.0)
+    on = xp.asarray(active.reshape(n, 1, 1, 1))
+    grad = xp.where(on, grad / xp.asarray(scale.reshape(n, 1, 1, 1), dtype=x.dtype), 0)
+    with numpy.errstate(all="ignore"):      # a non-finite step is reported below
+        new = opt.step(x, grad)
+    ok = to_numpy(xp.isfinite(new).reshape(n, -1).all(axis=1))
+    for k in numpy.flatnonzero(active & ~ok):
+        stops.stop(k, step, f"the step is not finite (learning rate {lr:g})")
+    return new if active.any() else None
+
+
+def _constrain(x, step, blur_every, blur_sigma, clip_small, bounds):
+    """Yosinski et al.'s blur (every ``blur_every`` steps) and small-norm clipping, then the
+    pixel range ``bounds`` (lo, hi; None: no clipping)."""
+    if blur_every and (step + 1) % blur_every == 0:
+        x = periodic_blur(x, blur_sigma)
+    if clip_small:
+        x = clip_small_norm(x, clip_small)
+    if bounds is not None:
+        xp = get_array_module(x)
+        x = xp.minimum(xp.maximum(x, bounds[0]), bounds[1])
+    return x
+
+
+def _result(net, x, history, stops, moved, steps, interrupted, start):
+    """The loop's :class:`Result`: interrupted, or its stopped images and dead targets noted."""
+    seconds = time.perf_counter() - start
+    if interrupted:
+        done = len(history) - 1 if history else 0
+        return Result(x, history, images=net.deprocess(x), status="interrupted",
+                      message=f"interrupted at step {max(done, 0)} of {steps}; kept the last image",
+                      stopped=stops.stopped, loss=history[-1]["loss"] if history else None,
+                      seconds=seconds)
+    notes = stops.notes
+    for k in numpy.flatnonzero(~moved):
+        notes[k] = notes[k] or (f"image {k}: the objective's gradient stayed 0 (a dead target "
+                                f"at this image; only the regularizers moved it)")
+    msgs = [m for m in notes if m]
+    return Result(x, history, images=net.deprocess(x), status="stopped" if any(
+        s is not None for s in stops.stopped) else "done", message="; ".join(msgs) if msgs else None,
+        stopped=stops.stopped, loss=history[-1]["loss"], seconds=seconds)
 
 
 def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0,
@@ -255,10 +381,10 @@ def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0
     n = len(x)
     start = time.perf_counter()
     opt = Optimizer(optimizer, lr * pixel_unit(net))
-    lo, hi = pixel_bounds(net, x.dtype)
-    active = numpy.ones(n, bool)
+    bounds = net.pixel_bounds(x.dtype) if clip_range else None
+    stops = _Stops(n)
     moved = numpy.zeros(n, bool)        # has the objective's gradient ever been non-zero?
-    history, notes, stopped = [], [None] * n, [None] * n
+    history = []
     bar = progress_bar(steps, desc, progress)
     interrupted = False
     try:
@@ -270,33 +396,11 @@ def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0
             history.append(dict(step=step, **row))
             if step == steps:
                 break
-            scale = _rms_scale(grad, why, grad_norm)
-            for k in numpy.flatnonzero(active & numpy.array([w is not None for w in why])):
-                active[k], stopped[k] = False, step
-                notes[k] = f"image {k} stopped at step {step}: {why[k]}; kept its last finite state"
-            if not active.any():
+            new = _descend(opt, x, grad, _rms_scale(grad, why, grad_norm), why, stops, step, lr)
+            if new is None:
                 break
-            scale = numpy.where(active & numpy.isfinite(scale) & (scale > 0), scale, 1.0)
-            on = xp.asarray(active.reshape(n, 1, 1, 1))
-            grad = xp.where(on, grad / xp.asarray(scale.reshape(n, 1, 1, 1), dtype=x.dtype), 0)
-            with numpy.errstate(all="ignore"):      # a non-finite step is reported below
-                new = opt.step(x, grad)
-            # the step itself, checked before it is applied (a learning rate too large)
-            ok = to_numpy(xp.isfinite(new).reshape(n, -1).all(axis=1))
-            for k in numpy.flatnonzero(active & ~ok):
-                active[k], stopped[k] = False, step
-                notes[k] = (f"image {k} stopped at step {step}: the step is not finite (learning "
-                            f"rate {lr:g}); kept its last finite state")
-            if not active.any():
-                break
-            on = xp.asarray(active.reshape(n, 1, 1, 1))
-            if blur_every and (step + 1) % blur_every == 0:
-                new = periodic_blur(new, blur_sigma)
-            if clip_small:
-                new = clip_small_norm(new, clip_small)
-            if clip_range:
-                new = xp.minimum(xp.maximum(new, lo), hi)
-            x = xp.where(on, new, x).astype(x.dtype, copy=False)
+            new = _constrain(new, step, blur_every, blur_sigma, clip_small, bounds)
+            x = xp.where(xp.asarray(stops.active.reshape(n, 1, 1, 1)), new, x).astype(x.dtype, copy=False)
             if snapshot_every and snapshot_path and (step + 1) % snapshot_every == 0:
                 save_snapshot(net, x, snapshot_path, step + 1)
             if callback is not None:
@@ -305,19 +409,7 @@ def run(net, x, terms, *, steps, lr, optimizer="adam", grad_norm="rms", jitter=0
     except KeyboardInterrupt:
         interrupted = True
     bar.close()
-    if interrupted:
-        done = len(history) - 1 if history else 0
-        return Result(x, history, images=net.deprocess(x), status="interrupted",
-                      message=f"interrupted at step {max(done, 0)} of {steps}; kept the last image",
-                      stopped=stopped, loss=history[-1]["loss"] if history else None,
-                      seconds=time.perf_counter() - start)
-    for k in numpy.flatnonzero(~moved):
-        notes[k] = notes[k] or (f"image {k}: the objective's gradient stayed 0 (a dead target "
-                                f"at this image; only the regularizers moved it)")
-    msgs = [m for m in notes if m]
-    return Result(x, history, images=net.deprocess(x), status="stopped" if any(
-        s is not None for s in stopped) else "done", message="; ".join(msgs) if msgs else None,
-        stopped=stopped, loss=history[-1]["loss"], seconds=time.perf_counter() - start)
+    return _result(net, x, history, stops, moved, steps, interrupted, start)
 
 
 def regularizer_terms(net, lp=None, tv=None, l2=None):
@@ -332,3 +424,14 @@ def regularizer_terms(net, lp=None, tv=None, l2=None):
     if l2:
         terms.append(("l2", l2, lambda x: l2_decay(x, s), False))
     return terms
+
+
+def write_loss_csv(history, path, columns):
+    """The loss curve ``history`` (a dict per step or iteration) as CSV, atomically: a header
+    of ``columns``, then one row per entry (each value's ``repr``). Returns the path."""
+    with io.atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(",".join(columns) + "\n")
+            for h in history:
+                f.write(",".join(repr(h[c]) for c in columns) + "\n")
+    return os.fspath(path)

@@ -25,17 +25,19 @@ import time
 
 import numpy
 
-from .. import backend
+from .. import backend, models
 from ..backend import get_array_module
-from ..errors import InputError
+from ..errors import BadOption, BadShape
 from ..functional import resize_bilinear
-from ..io import load_image, resize
+from ..io import fit_size, load_image, resize
 from .optimize import Result
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STATISTICS = ("gram", "mean")
 MODES = ("transfer", "content", "texture")
+# the keys of a history row (one per L-BFGS iteration): the columns of the loss CSV
+HISTORY_COLUMNS = ("iteration", "loss", "content", "style", "tv", "size", "seconds")
 # Defaults tuned by hand for this module's normalization (see the README): caffe-preprocessed
 # VGG features, 0..255 scale, content relu4_2, five style layers, images of ~512 pixels.
 CONTENT_WEIGHT = 1.0
@@ -121,17 +123,17 @@ class GatysLoss:
         self.net = net
         self.dtype = numpy.dtype(dtype)
         if self.dtype.kind != "f":
-            raise TypeError(f"dtype must be a float type, got {self.dtype}")
+            raise BadOption(f"dtype must be a float type, got {self.dtype}")
         if statistic not in STATISTICS:
-            raise ValueError(f"unknown style statistic {statistic!r}: expected one of "
-                             f"{', '.join(STATISTICS)}")
+            raise BadOption(f"unknown style statistic {statistic!r}: expected one of "
+                            f"{', '.join(STATISTICS)}")
         self.statistic = statistic
         self.content_weight, self.style_weight, self.tv_weight = \
             float(content_weight), float(style_weight), float(tv_weight)
         for what, w in (("content_weight", content_weight), ("style_weight", style_weight),
                         ("tv_weight", tv_weight)):
             if not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"{what} must be a finite number ≥ 0, got {w}")
+                raise BadOption(f"{what} must be a finite number ≥ 0, got {w}")
         self.content_layers = tuple(content_layers) if self.content_weight else ()
         self.style_layers = tuple(style_layers) if self.style_weight else ()
         for name in self.content_layers + self.style_layers:
@@ -144,14 +146,14 @@ class GatysLoss:
             styles = [styles]
         styles = list(styles or [])
         if self.style_layers and not styles:
-            raise ValueError("style_weight > 0 and style layers given, but no style image")
+            raise BadOption("style_weight > 0 and style layers given, but no style image")
         self.blend = _blend_weights(style_blend_weights, len(styles)) if self.style_layers else []
 
         # content targets P: (N, M) per layer
         self.P = {}
         if self.content_layers:
             if content is None:
-                raise ValueError("content_weight > 0 and content layers given, but no content image")
+                raise BadOption("content_weight > 0 and content layers given, but no content image")
             content = self._batch(content, "content")
             self.content_shape = tuple(content.shape)
             net.forward(content, until=max(self.content_layers, key=names.index))
@@ -170,8 +172,8 @@ class GatysLoss:
 
     def _batch(self, a, what):
         if getattr(a, "ndim", None) != 4 or a.shape[0] != 1 or a.shape[1] != 3:
-            raise ValueError(f"{what} image: expected a preprocessed batch (1, 3, H, W), got shape "
-                             f"{tuple(getattr(a, 'shape', ()))}")
+            raise BadShape(f"{what} image: expected a preprocessed batch (1, 3, H, W), got shape "
+                           f"{tuple(getattr(a, 'shape', ()))}")
         return backend.to_device(a, self.net.device).astype(self.dtype, copy=False)
 
     def _layer_grad(self, name, act):
@@ -181,9 +183,9 @@ class GatysLoss:
         g = 0
         if name in self.P:
             if F.shape != self.P[name].shape:
-                raise ValueError(f"x gives {name} features {F.shape}, the content image "
-                                 f"{self.P[name].shape}: x must have the content's shape "
-                                 f"{self.content_shape}")
+                raise BadShape(f"x gives {name} features {F.shape}, the content image "
+                               f"{self.P[name].shape}: x must have the content's shape "
+                               f"{self.content_shape}")
             loss, dF = content_loss(F, self.P[name])
             self.layer_losses[f"content/{name}"] = loss
             self.terms["content"] += self.content_weight * loss
@@ -225,9 +227,9 @@ def _blend_weights(weights, count):
         return [1.0 / count] * count
     weights = [float(w) for w in weights]
     if len(weights) != count:
-        raise InputError(f"{len(weights)} style blend weights for {count} style images")
+        raise BadOption(f"{len(weights)} style blend weights for {count} style images")
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise InputError(f"style blend weights must be ≥ 0 with a positive sum, got {weights}")
+        raise BadOption(f"style blend weights must be ≥ 0 with a positive sum, got {weights}")
     total = sum(weights)
     return [w / total for w in weights]
 
@@ -263,7 +265,7 @@ def quantize(img, colors):
     """An RGB uint8 image reduced to ``colors`` colours (Pillow's median cut)."""
     from PIL import Image
     if not 2 <= int(colors) <= 256:
-        raise InputError(f"palette must have 2 to 256 colours, got {colors}")
+        raise BadOption(f"palette must have 2 to 256 colours, got {colors}")
     return numpy.asarray(Image.fromarray(img).quantize(int(colors)).convert("RGB"))
 
 
@@ -272,7 +274,7 @@ def _as_image(img, what):
         return load_image(img)
     a = numpy.asarray(backend.to_numpy(img))
     if a.ndim != 3 or a.shape[-1] != 3:
-        raise InputError(f"{what}: expected an RGB image (H, W, 3), got shape {a.shape}")
+        raise BadShape(f"{what}: expected an RGB image (H, W, 3), got shape {a.shape}")
     return numpy.clip(a, 0, 255).astype(numpy.uint8)
 
 
@@ -296,7 +298,7 @@ def _prepare(content_img, style_imgs, mode, init, palette, content_weight, style
     """Check the inputs of :func:`transfer`; returns (content RGB or None, style RGBs, init,
     content_weight, style_weight) as the mode asks."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise BadOption(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
     if isinstance(style_imgs, (str, numpy.ndarray)):
         style_imgs = [style_imgs]
     styles = [_as_image(s, f"style image {i + 1}") for i, s in enumerate(style_imgs or [])]
@@ -308,14 +310,14 @@ def _prepare(content_img, style_imgs, mode, init, palette, content_weight, style
     if from_noise:
         init = "noise"
     if mode != "content" and not styles:
-        raise InputError(f"mode {mode!r} needs at least one style image")
+        raise BadOption(f"mode {mode!r} needs at least one style image")
     if palette:
         styles = [quantize(s, palette) for s in styles]
     if content_img is None and mode != "texture":
-        raise InputError(f"mode {mode!r} needs a content image")
+        raise BadOption(f"mode {mode!r} needs a content image")
     content = None if content_img is None else _as_image(content_img, "content image")
     if isinstance(init, str) and init not in ("content", "noise"):
-        raise InputError(f"init must be 'content', 'noise' or an image, got {init!r}")
+        raise BadOption(f"init must be 'content', 'noise' or an image, got {init!r}")
     init = init if isinstance(init, str) else _as_image(init, "init image")
     return content, styles, init, content_weight, style_weight
 
@@ -426,10 +428,10 @@ def transfer(net, content_img, style_imgs, *, style_blend_weights=None,
     content_full, styles, init, content_weight, style_weight = _prepare(
         content_img, style_imgs, mode, init, palette, content_weight, style_weight)
     if max_iter < 0 or snapshot_every < 0:
-        raise InputError("max_iter and snapshot_every must be ≥ 0")
+        raise BadOption("max_iter and snapshot_every must be ≥ 0")
     scales = default_scales(image_size) if scales is None else tuple(int(s) for s in scales)
     if not scales or min(scales) < 16:
-        raise InputError(f"image sizes must be at least 16 pixels, got {scales}")
+        raise BadOption(f"image sizes must be at least 16 pixels, got {scales}")
     h0, w0 = (content_full if content_full is not None else styles[0]).shape[:2]
     rng = numpy.random.default_rng(seed)
     options = dict(maxiter=int(max_iter), maxcor=20, ftol=0.0, gtol=0.0, maxls=20)
@@ -440,8 +442,7 @@ def transfer(net, content_img, style_imgs, *, style_blend_weights=None,
                lambda x: _finish(net, x, content, original_colors))
     x0, loss, status, message = None, math.inf, "done", None
     for size in scales:
-        scale = size / max(h0, w0)
-        shape = (max(1, round(h0 * scale)), max(1, round(w0 * scale)))
+        shape = fit_size((h0, w0), size)
         content = None if content_full is None else resize(content_full, shape)
         objective = GatysLoss(
             net, None if content is None else net.preprocess(content),
@@ -456,6 +457,25 @@ def transfer(net, content_img, style_imgs, *, style_blend_weights=None,
     image = _finish(net, x0, content, original_colors)
     return Result(x0, run.history, images=image[None], status=status, message=message,
                   loss=loss, seconds=time.perf_counter() - start)
+
+
+def memory_estimate(net, shape, style_shapes, size, style_scale=1.0, layers=(),
+                    dtype=numpy.float32):
+    """Bytes that :func:`transfer` holds at its peak at the scale ``size`` (its largest): the
+    net's forward and backward of the image (``shape``: the content's (H, W) or, without one,
+    the first style image's; None: ``size`` square) and the forward alone of each style image
+    (``style_shapes``, one at a time) at ``style_scale · size``, to the deepest of ``layers``
+    that the net has, in ``dtype``; plus L-BFGS-B's float64 history (20 pairs of vectors) and
+    its work arrays."""
+    h, w = (size, size) if shape is None else fit_size(shape, size)
+    used = [n for n in layers if n in net.layers]
+    until = max(used, key=net.layer_names.index) if used else None
+    need = models.memory_estimate(net, 1, h, w, until, dtype)
+    side = max(16, round(size * style_scale))
+    for st in style_shapes:
+        need = max(need, models.memory_estimate(net, 1, *fit_size(st, side), until, dtype,
+                                                backward=False))
+    return need + (2 * 20 + 10) * 3 * h * w * 8
 
 
 def _finish(net, x, content, keep_colors):
