@@ -19,9 +19,9 @@ with completeness (Sundararajan et al. 2017; LRP's relevance conservation).
 - Deletion and insertion (RISE, ``evaluation.py``'s protocol): the pixels ranked by the map
   (:func:`rank_map`), most salient first, are set to the substrate (deletion: zero in the
   preprocessed space) or put back into a blurred copy (insertion: :func:`blur`, RISE's 11×11
-  Gaussian of σ = 5 with zero padding), ``ceil(H·W / steps)`` pixels a step; the score after each step and
-  the normalized area under the curve, ``(sum(s) - s[0]/2 - s[-1]/2) / n`` (the trapezoid rule
-  on x = i/n). Scores: the class's softmax probability for an ``fc8`` target; otherwise the
+  Gaussian of σ = 5 with zero padding), ``ceil(H·W / steps)`` pixels a step; the score after
+  each step and the normalized area under the curve, ``(sum(s) - s[0]/2 - s[-1]/2) / n`` (the
+  trapezoid rule on x = i/n). Scores: the class's softmax probability for an ``fc8`` target; otherwise the
   target channel's mean activation (a unit's value), divided by its value on the image, so
   that curves of different channels and images compare (1 = the intact image).
 - Completeness: integrated gradients' sum minus the score difference (Captum's convergence
@@ -218,7 +218,7 @@ def ssim(a, b, data_range=1.0, win=7, k1=0.01, k2=0.03):
     b = numpy.asarray(b, dtype=numpy.float64)
     if a.shape != b.shape or a.ndim != 2 or min(a.shape) < win:
         raise BadShape(f"ssim of two 2-d maps of the same size, at least {win}×{win}; got "
-                         f"{a.shape} and {b.shape}")
+                       f"{a.shape} and {b.shape}")
     ma, mb = _box_means(a, win), _box_means(b, win)
     unbiased = win * win / (win * win - 1.0)
     va = unbiased * (_box_means(a * a, win) - ma * ma)
@@ -507,7 +507,7 @@ def causal_curve(net, x, target, order, mode="deletion", steps=50, batch=4, prog
         ref = float(scores(net, x, t)[0])
         if not ref > 0:
             raise BadTarget(f"target {t} scores {ref:.4g} on the image: nothing to delete or "
-                             f"insert; pick a channel that responds (e.g. the strongest)")
+                            f"insert; pick a channel that responds (e.g. the strongest)")
         normalized = out / ref
     return {"fraction": numpy.arange(n + 1) / n, "pixels": pixels, "score": out,
             "normalized": normalized, "auc": auc(normalized)}
