@@ -18,7 +18,7 @@ from PIL import Image
 
 distributed = pytest.importorskip("distributed")
 
-from nnviz import cli  # noqa: E402
+from nnviz import cli, jobs  # noqa: E402
 from nnviz.cli import batch  # noqa: E402
 from nnviz.errors import InputError  # noqa: E402
 
@@ -65,15 +65,15 @@ def test_folder_equals_one_by_one(tmp_path, cluster):
     from threadpoolctl import threadpool_limits
     c, client = cluster
     paths = make_images(tmp_path / "images", n=6)
-    client.run(batch.net_cache_clear)
+    client.run(jobs.net_cache_clear)
     out = tmp_path / "out"
     result = batch.run("saliency", tmp_path / "images", out, options=SALIENCY,
                        scheduler=c.scheduler_address, quiet=True)
     assert (result["done"], result["failed"], result["skipped"]) == (6, 0, 0)
-    rows = batch.read_manifest(out)
+    rows = jobs.read_manifest(out)
     assert sorted(r["task"] for r in rows) == [f"img{i}" for i in range(6)]
     assert all(r["status"] == "done" and r["error"] is None for r in rows)
-    assert not (out / batch.PARTIAL).exists()
+    assert not (out / jobs.PARTIAL).exists()
     with threadpool_limits(1):
         for path in paths:
             stem = os.path.splitext(os.path.basename(path))[0]
@@ -82,13 +82,13 @@ def test_folder_equals_one_by_one(tmp_path, cluster):
                              "--quiet"]) == 0
             row = next(r for r in rows if r["task"] == stem)
             assert row["image"] == path
-            assert sorted(os.listdir(out / stem)) == sorted(os.listdir(ref) + [batch.MARKER])
+            assert sorted(os.listdir(out / stem)) == sorted(os.listdir(ref) + [jobs.MARKER])
             assert row["outputs"] == [f"{stem}/{f}" for f in sorted(os.listdir(ref))]
             for f in os.listdir(ref):
                 a, b = pixels(out / stem / f), pixels(ref / f)
                 assert a.shape == b.shape and numpy.array_equal(a, b), f
     # the net is built once per worker process (6 tasks, 2 workers)
-    info = client.run(batch.net_cache_info)
+    info = client.run(jobs.net_cache_info)
     used = {r["worker"] for r in rows}
     for address, stats in info.items():
         assert stats["builds"] == (1 if address in used else 0), (address, stats)
@@ -103,13 +103,13 @@ def test_rerun_does_nothing(tmp_path, cluster):
             str(tmp_path / "out"), "--quiet", "--", *SALIENCY]
     assert cli.main(argv[:4] + ["--scheduler", c.scheduler_address] + argv[4:]) == 0
     before = tree(tmp_path / "out")
-    rows_before = batch.read_manifest(tmp_path / "out")
+    rows_before = jobs.read_manifest(tmp_path / "out")
     assert [r["status"] for r in rows_before] == ["done"] * 3
     assert cli.main(argv[:4] + ["--scheduler", "tcp://127.0.0.1:9"] + argv[4:]) == 0
     after = tree(tmp_path / "out")
-    assert {k: v for k, v in after.items() if k != batch.MANIFEST} == \
-        {k: v for k, v in before.items() if k != batch.MANIFEST}
-    rows = batch.read_manifest(tmp_path / "out")[3:]
+    assert {k: v for k, v in after.items() if k != jobs.MANIFEST} == \
+        {k: v for k, v in before.items() if k != jobs.MANIFEST}
+    rows = jobs.read_manifest(tmp_path / "out")[3:]
     assert sorted((r["task"], r["status"]) for r in rows) == \
         [(f"img{i}", "skipped") for i in range(3)]
 
@@ -126,7 +126,7 @@ def test_corrupt_image_fails_alone(tmp_path, cluster, capsys):
     rc = cli.main(["batch", "saliency", "--images", str(tmp_path / "images"), "--out",
                    str(out), "--scheduler", c.scheduler_address, "--quiet", "--", *SALIENCY])
     assert rc == 1
-    rows = {r["task"]: r for r in batch.read_manifest(out)}
+    rows = {r["task"]: r for r in jobs.read_manifest(out)}
     assert sorted(rows) == ["corrupt", "img0", "img1", "truncated"]
     for bad in ("corrupt", "truncated"):
         assert rows[bad]["status"] == "failed"
@@ -134,7 +134,7 @@ def test_corrupt_image_fails_alone(tmp_path, cluster, capsys):
         assert not (out / bad).exists()
     assert rows["img0"]["status"] == rows["img1"]["status"] == "done"
     assert "corrupt failed" in capsys.readouterr().err
-    assert sorted(os.listdir(out)) == ["img0", "img1", batch.MANIFEST]
+    assert sorted(os.listdir(out)) == ["img0", "img1", jobs.MANIFEST]
 
 
 # --- a method that kills its own worker process on its first attempt at one image ---------
@@ -167,13 +167,13 @@ def test_worker_killed_mid_run(tmp_path, cluster):
     client.wait_for_workers(2, timeout=60)
     assert set(client.run(os.getpid).values()) != pids                 # a new process
     assert (result["done"], result["failed"]) == (4, 0)
-    rows = batch.read_manifest(out)
+    rows = jobs.read_manifest(out)
     assert sorted(r["task"] for r in rows) == [f"img{i}" for i in range(4)]
     assert all(r["status"] == "done" for r in rows)
     for r in rows:
         assert [f"{r['task']}/{f}" for f in sorted(os.listdir(out / r["task"]))
-                if f != batch.MARKER] == r["outputs"]
-    assert not (out / batch.PARTIAL).exists()
+                if f != jobs.MARKER] == r["outputs"]
+    assert not (out / jobs.PARTIAL).exists()
 
 
 def test_sweep(tmp_path, cluster):
@@ -186,7 +186,7 @@ def test_sweep(tmp_path, cluster):
                    "--out", str(out), "--scheduler", c.scheduler_address, "--quiet",
                    "--sweep", "size=32,48", "--", "--weights", "random"])
     assert rc == 0
-    rows = {r["task"]: r for r in batch.read_manifest(out)}
+    rows = {r["task"]: r for r in jobs.read_manifest(out)}
     assert sorted(rows) == ["img0__size=32", "img0__size=48"]
     for size in (32, 48):
         row = rows[f"img0__size={size}"]
@@ -221,11 +221,11 @@ def test_usage_errors(tmp_path, capsys, argv, message):
 def test_same_stems_get_distinct_folders(tmp_path):
     """a.png and a.jpg go to folders a-png and a-jpg; the same name in two folders gets a
     short hash of its path (issue 18: every image has its own folder)."""
-    assert batch._stems(["/x/a.png", "/x/a.jpg", "/x/b.png"]) == ["a-png", "a-jpg", "b"]
-    names = batch._stems(["/x/a.png", "/y/a.png"])
+    assert jobs.folder_names(["/x/a.png", "/x/a.jpg", "/x/b.png"]) == ["a-png", "a-jpg", "b"]
+    names = jobs.folder_names(["/x/a.png", "/y/a.png"])
     assert len(set(names)) == 2 and all(n.startswith("a-png__") for n in names)
     with pytest.raises(InputError, match="same folder"):
-        batch._stems(["/x/a.png", "/x/a.png"])
+        jobs.folder_names(["/x/a.png", "/x/a.png"])
 
 
 def test_without_dask(tmp_path):
@@ -249,7 +249,7 @@ def test_without_dask(tmp_path):
 def test_gpu_worker_spec():
     """One worker process per GPU, each seeing only its own device (checked in the worker
     processes themselves, on CPU: only the environment is at stake)."""
-    spec = batch.gpu_worker_spec(2)
+    spec = jobs.gpu_worker_spec(2)
     with distributed.SpecCluster(workers=spec, scheduler={
             "cls": distributed.Scheduler, "options": {"dashboard_address": ":0"}}) as c, \
             distributed.Client(c) as client:
@@ -264,6 +264,6 @@ def test_manifest_rows_are_single_lines(tmp_path):
     path = tmp_path / "m.jsonl"
     rows = [{"task": "a", "error": "line\nbreak"}, {"task": "b", "outputs": ["x/ü.png"]}]
     for r in rows:
-        batch.append_row(path, r)
+        jobs.append_row(path, r)
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and [json.loads(line) for line in lines] == rows

@@ -299,7 +299,6 @@ def test_ig_completeness_matches_captum(net, tw):
     assert abs(got["relative"]) < 0.1
 
 
-@pytest.mark.skipif(E._lrp() is None, reason="nnviz.methods.lrp is not there yet")
 def test_lrp_conservation_row(net, tw):
     """For each LRP composite in the comparison: the completeness row is the relevance's sum
     (nnviz.methods.lrp, checked against zennit by its own tests) minus the score computed by

@@ -119,16 +119,16 @@ def test_backend_on_the_standin(monkeypatch):
     a runtime that fails, is no GPU, with the reason); the TF32 switch is scoped and changes
     nothing where CuPy has no compute-type knob (the stand-in computes on the host);
     synchronize waits on the current stream; without CuPy, arrays are NumPy's."""
-    from nnviz.cli import batch
+    from nnviz import jobs
     try:
         monkeypatch.setenv("CUPY_STANDIN_DEVICES", "0")
         backend.gpu_available.cache_clear()
-        assert not backend.gpu_available() and batch.gpu_count() == 0
+        assert not backend.gpu_available() and jobs.gpu_count() == 0
         assert backend.gpu_unavailable_reason() == "CuPy sees no CUDA device"
         monkeypatch.setenv("CUPY_STANDIN_DEVICES", "2")
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
         backend.gpu_available.cache_clear()
-        assert backend.gpu_available() and batch.gpu_count() == 1
+        assert backend.gpu_available() and jobs.gpu_count() == 1
         monkeypatch.setattr(backend.cupy.cuda.runtime, "getDeviceCount", lambda: 1 / 0)
         backend.gpu_available.cache_clear()
         assert not backend.gpu_available()
@@ -469,12 +469,12 @@ def test_batch_gpu_workers_on_standin(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
     from PIL import Image
 
-    from nnviz import cli
+    from nnviz import cli, jobs
     from nnviz.cli import batch
     monkeypatch.setenv("CUPY_STANDIN_DEVICES", "2")
     monkeypatch.setenv("PYTHONPATH", STANDIN + os.pathsep + os.environ.get("PYTHONPATH", ""))
     backend.gpu_available.cache_clear()
-    assert batch.gpu_count() == 2
+    assert jobs.gpu_count() == 2
     rng = numpy.random.default_rng(12)
     os.makedirs(tmp_path / "images")
     for i in range(2):

@@ -733,32 +733,32 @@ def test_batch_task_identity_includes_its_options(tmp_path, cluster, capsys):
     """The same command again skips every task (without contacting a scheduler); the same images
     with other options redo every task, replacing the results (their PNGs have the new size),
     with a new fingerprint in the manifest and in each folder's marker. Oracle: the files."""
-    from nnviz.cli import batch
+    from nnviz import jobs
     (tmp_path / "images").mkdir()
     for i in range(2):
         noise_png(tmp_path / "images" / f"im{i}.png", seed=i)
     out = tmp_path / "out"
     assert _batch(tmp_path / "images", out, cluster, "--size", "32", capsys=capsys)[0] == 0
-    first = {r["task"]: r["fingerprint"] for r in batch.read_manifest(out)}
+    first = {r["task"]: r["fingerprint"] for r in jobs.read_manifest(out)}
     assert _batch(tmp_path / "images", out, "tcp://127.0.0.1:9", "--size", "32",
                   capsys=capsys)[0] == 0
-    assert [r["status"] for r in batch.read_manifest(out)[2:]] == ["skipped", "skipped"]
+    assert [r["status"] for r in jobs.read_manifest(out)[2:]] == ["skipped", "skipped"]
     assert _batch(tmp_path / "images", out, cluster, "--size", "48", capsys=capsys)[0] == 0
-    rows = batch.read_manifest(out)[4:]
+    rows = jobs.read_manifest(out)[4:]
     assert sorted(r["status"] for r in rows) == ["done", "done"]
     for r in rows:
         assert r["fingerprint"] != first[r["task"]] and r["replaced"] == first[r["task"]]
-        assert batch.read_marker(out / r["task"])["fingerprint"] == r["fingerprint"]
+        assert jobs.read_marker(out / r["task"])["fingerprint"] == r["fingerprint"]
         (png,) = r["outputs"]
         assert _pixels(out / png).shape[:2] == (48, 48)
-    assert sorted(os.listdir(out)) == ["im0", "im1", batch.MANIFEST]
+    assert sorted(os.listdir(out)) == ["im0", "im1", jobs.MANIFEST]
 
 
 def test_batch_names_every_image_its_own_valid_folder(tmp_path, cluster, capsys):
     """Images whose names reduce to nothing, to dots, to the manifest's name, that differ only
     by case, or are very long: each gets its own folder, a valid name that is neither OUT, '.',
     '..', hidden nor the manifest, and its task is done (not skipped as OUT itself was)."""
-    from nnviz.cli import batch
+    from nnviz import jobs
     names = [".png", "..png", "$$.png", "##.png", "manifest.jsonl.png", "a.png", "A.png",
              "l" * 200 + ".png"]
     (tmp_path / "images").mkdir()
@@ -767,29 +767,29 @@ def test_batch_names_every_image_its_own_valid_folder(tmp_path, cluster, capsys)
     out = tmp_path / "out"
     rc, lines = _batch(tmp_path / "images", out, cluster, "--size", "32", capsys=capsys)
     assert rc == 0, lines
-    rows = batch.read_manifest(out)
+    rows = jobs.read_manifest(out)
     assert len(rows) == len(names) and all(r["status"] == "done" for r in rows)
     folders = [r["task"] for r in rows]
     assert len({f.casefold() for f in folders}) == len(names)
     for f in folders:
-        assert f not in ("", ".", "..") and not f.startswith(".") and f != batch.MANIFEST
-        assert len(f) <= batch.MAX_NAME and os.path.isdir(out / f)
+        assert f not in ("", ".", "..") and not f.startswith(".") and f != jobs.MANIFEST
+        assert len(f) <= jobs.MAX_NAME and os.path.isdir(out / f)
         assert [p for p in os.listdir(out / f) if p.endswith(".png")]
-    assert sorted(os.listdir(out)) == sorted(folders + [batch.MANIFEST])
+    assert sorted(os.listdir(out)) == sorted(folders + [jobs.MANIFEST])
 
 
 LOCK_HOLDER = """
 import sys
-from nnviz.cli import batch
-with batch.out_lock(sys.argv[1]):
+from nnviz import jobs
+with jobs.out_lock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()
 """
 
 KILLED_CLIENT = """
 import os, signal, sys
-from nnviz.cli import batch
-d = os.path.join(sys.argv[1], batch.PARTIAL, batch.partial_name("20260101T000000-abcdef"),
+from nnviz import jobs
+d = os.path.join(sys.argv[1], jobs.PARTIAL, jobs.partial_name("20260101T000000-abcdef"),
                  "im0.1234abcd")
 os.makedirs(d)
 open(os.path.join(d, "half.png"), "wb").write(b"half")
@@ -802,16 +802,16 @@ def test_batch_lock_and_stale_partials(tmp_path, cluster, capsys):
     naming that process, and changes nothing; once the holder is killed (SIGKILL: the kernel
     drops its flock), the next run goes ahead, removes the .partial folder of a client killed
     earlier (its pid in the name, gone) and keeps the one of a live client (this test's)."""
-    from nnviz.cli import batch
+    from nnviz import jobs
     (tmp_path / "images").mkdir()
     noise_png(tmp_path / "images" / "im0.png")
     out = tmp_path / "out"
     out.mkdir()
     p = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(out)])
     assert p.wait() == -signal.SIGKILL
-    dead = os.listdir(out / batch.PARTIAL)
+    dead = os.listdir(out / jobs.PARTIAL)
     assert len(dead) == 1 and dead[0].endswith(f".{p.pid}")
-    live = out / batch.PARTIAL / batch.partial_name("20260101T000001-fedcba")
+    live = out / jobs.PARTIAL / jobs.partial_name("20260101T000001-fedcba")
     live.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -822,14 +822,14 @@ def test_batch_lock_and_stale_partials(tmp_path, cluster, capsys):
         assert rc == 2 and len(lines) == 1, lines
         assert "being written by another nnviz batch" in lines[0]
         assert f"pid {holder.pid}" in lines[0], lines
-        assert sha(out) == before and sorted(os.listdir(out / batch.PARTIAL)) == \
+        assert sha(out) == before and sorted(os.listdir(out / jobs.PARTIAL)) == \
             sorted(dead + [live.name])
     finally:
         holder.kill()
         holder.wait()
-    assert (out / batch.LOCK).exists()           # left by the killed holder
+    assert (out / jobs.LOCK).exists()           # left by the killed holder
     rc, lines = _batch(tmp_path / "images", out, cluster, "--size", "32", capsys=capsys)
     assert rc == 0, lines
-    assert [r["status"] for r in batch.read_manifest(out)] == ["done"]
-    assert os.listdir(out / batch.PARTIAL) == [live.name]
-    assert not (out / batch.LOCK).exists()
+    assert [r["status"] for r in jobs.read_manifest(out)] == ["done"]
+    assert os.listdir(out / jobs.PARTIAL) == [live.name]
+    assert not (out / jobs.LOCK).exists()

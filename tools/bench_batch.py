@@ -19,7 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from nnviz import cli  # noqa: E402
+from nnviz import cli, jobs  # noqa: E402
 from nnviz.cli import batch  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main():
     options = ["--weights", "random", "--size", str(args.size)]
     workers = [int(w) for w in args.workers.split(",")]
     print(f"{args.method} {' '.join(options)}, {args.images} images, "
-          f"{batch.cpu_count()} CPU cores", flush=True)
+          f"{jobs.cpu_count()} CPU cores", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         images = make_images(os.path.join(tmp, "images"), args.images, args.size)
 

@@ -14,6 +14,7 @@ import threading
 from .. import backend, functional, models
 from ..errors import InputError
 from ..io import MAX_SIDE, interrupt
+from ..jobs import slug
 
 ARCHS = ("vgg16", "vgg19")
 
@@ -536,13 +537,6 @@ def stem(path):
     if path.startswith("sample:"):
         return path.split(":", 1)[1]
     return os.path.splitext(os.path.basename(path))[0] or "image"
-
-
-def slug(text):
-    """``text`` reduced to a safe file-name part (letters, digits, ``_.=+-``; never ``.`` or
-    ``..``, never starting with a dot)."""
-    s = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text)).strip("_").lstrip(".")
-    return s or "_"
 
 
 # options that do not change what a command draws: where it goes, how it is computed or shown,

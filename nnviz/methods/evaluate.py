@@ -18,30 +18,35 @@ with completeness (Sundararajan et al. 2017; LRP's relevance conservation).
   correlation of their HOG features (``skimage.feature.hog`` with its defaults).
 - Deletion and insertion (RISE, ``evaluation.py``'s protocol): the pixels ranked by the map
   (:func:`rank_map`), most salient first, are set to the substrate (deletion: zero in the
-  preprocessed space) or put back into a blurred copy (insertion: each colour convolved with
-  an 11×11 kernel, the response of ``scipy.ndimage.gaussian_filter(sigma=5)`` to a centred
-  impulse, zero padding), ``ceil(H·W / steps)`` pixels a step; the score after each step and
-  the normalized area under the curve, ``(sum(s) - s[0]/2 - s[-1]/2) / n`` (the trapezoid rule
-  on x = i/n). Scores: the class's softmax probability for an ``fc8`` target; otherwise the
+  preprocessed space) or put back into a blurred copy (insertion: :func:`blur`, RISE's 11×11
+  Gaussian of σ = 5 with zero padding), ``ceil(H·W / steps)`` pixels a step; the score after
+  each step and the normalized area under the curve, ``(sum(s) - s[0]/2 - s[-1]/2) / n`` (the
+  trapezoid rule on x = i/n). Scores: the class's softmax probability for an ``fc8`` target; otherwise the
   target channel's mean activation (a unit's value), divided by its value on the image, so
   that curves of different channels and images compare (1 = the intact image).
 - Completeness: integrated gradients' sum minus the score difference (Captum's convergence
   delta); for LRP composites, the relevance at the input minus the score it started from.
+- Over many images (``nnviz evaluate-aggregate``): the result CSVs of many runs merged, and
+  means with percentile-bootstrap intervals (:func:`bootstrap_ci`), as tables and figures
+  (:mod:`nnviz.plots`).
 
 Arrays: ``x: (1, C, H, W)`` preprocessed (one image); maps on the host as float64.
 """
+import contextlib
 import copy
-import importlib
 import math
-import sys
+import os
 from collections import OrderedDict
 
 import numpy
 
-from .. import backend, models, targets
-from ..errors import InputError
+from .. import backend, models, plots, rules, tables, targets
+from ..errors import BadFile, BadOption, BadShape, BadTarget
+from ..functional import gaussian_blur
+from ..progress import progress_bar
 from ..vgg import TOP_LAYERS
 from . import attribution, cam
+from .lrp import lrp
 
 MODES = ("cascade", "independent")
 CURVES = ("deletion", "insertion")
@@ -55,37 +60,27 @@ RANDOM = "random"                 # the ranking baseline's name in the curves
 
 
 def _progress(total, desc, progress):
-    """A tqdm bar on stderr (``progress=None``: when stderr is a terminal), else a stand-in."""
-    if progress is None:
-        progress = sys.stderr.isatty()
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not progress, leave=False,
-                dynamic_ncols=True)
+    """:func:`nnviz.progress.progress_bar` as a context (``progress=None``: on a terminal)."""
+    return contextlib.closing(progress_bar(total, desc, progress))
 
 
 # ---------------------------------------------------------------------------------------
 # the methods compared
 # ---------------------------------------------------------------------------------------
 
-def _lrp():
-    """:mod:`nnviz.methods.lrp` when it exists (LRP composites join the comparison), else None."""
-    try:
-        return importlib.import_module("nnviz.methods.lrp")
-    except ImportError:
-        return None
-
-
-LRP_COMPOSITES = ("epsilon_gamma_box", "epsilon_plus", "epsilon_alpha2_beta1")
+# the LRP composites compared: zennit's (rules.COMPOSITES) but the "_flat" ones, which differ
+# from their base composite only at the first layer; epsilon_gamma_box (Montavon et al.'s VGG
+# recipe, lrp's default) first
+LRP_COMPOSITES = tuple(sorted((c for c in rules.COMPOSITES if not c.endswith("_flat")),
+                              key=lambda c: c != "epsilon_gamma_box"))
 
 
 def method_names():
     """Every method the checks compare, in order: the gradient (Simonyan et al. 2013), guided
     backprop, Grad-CAM, guided Grad-CAM, integrated gradients, SmoothGrad, gradient × input,
-    and ``lrp-<composite>`` for the LRP composites when :mod:`nnviz.methods.lrp` exists."""
+    and ``lrp-<composite>`` for the LRP composites of :data:`LRP_COMPOSITES`."""
     names = ["gradient", "guided", "gradcam", "guided-gradcam", "ig", "smoothgrad", "gradxinput"]
-    if _lrp() is not None:
-        names += ["lrp-" + c.replace("_", "-") for c in LRP_COMPOSITES]
-    return names
+    return names + ["lrp-" + c.replace("_", "-") for c in LRP_COMPOSITES]
 
 
 def check_methods(methods):
@@ -98,9 +93,9 @@ def check_methods(methods):
     methods = list(dict.fromkeys(methods))
     for m in methods:
         if m not in known:
-            raise InputError(f"unknown method {m!r}: expected one of {', '.join(known)}")
+            raise BadOption(f"unknown method {m!r}: expected one of {', '.join(known)}")
     if not methods:
-        raise InputError(f"no method given: expected some of {', '.join(known)}")
+        raise BadOption(f"no method given: expected some of {', '.join(known)}")
     return methods
 
 
@@ -118,7 +113,7 @@ def default_cam_layer(net, target):
         return [n for n in below if n.startswith("relu")][-1]
     k = names.index(net.check_layer(t.layer, "target layer"))
     if k == 0:
-        raise InputError(f"Grad-CAM needs a layer below the target's layer {t.layer!r}")
+        raise BadTarget(f"Grad-CAM needs a layer below the target's layer {t.layer!r}")
     return names[k - 1]
 
 
@@ -140,9 +135,9 @@ def attribute(net, x, target, method, cam_layer=None, ig_steps=16, samples=16, s
         return attribution.smoothgrad("saliency", net, x, target, n=samples, seed=seed)
     if method == "gradxinput":
         return attribution.gradient_x_input(net, x, target)
-    if method.startswith("lrp-") and _lrp() is not None:
-        return _lrp().lrp(net, x, target, rule=method[4:].replace("-", "_"), seed="score")
-    raise InputError(f"unknown method {method!r}: expected one of {', '.join(method_names())}")
+    if method.startswith("lrp-"):
+        return lrp(net, x, target, rule=method[4:].replace("-", "_"), seed="score")
+    raise BadOption(f"unknown method {method!r}: expected one of {', '.join(method_names())}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -154,7 +149,7 @@ def _host(m):
     m = numpy.asarray(backend.to_numpy(m), dtype=numpy.float64)
     if m.ndim == 4:
         if m.shape[0] != 1:
-            raise ValueError(f"one map at a time, got a batch of shape {m.shape}")
+            raise BadShape(f"one map at a time, got a batch of shape {m.shape}")
         m = m[0]
     return m[None] if m.ndim == 2 else m
 
@@ -197,7 +192,7 @@ def pearson(a, b):
     a = numpy.asarray(a, dtype=numpy.float64).ravel()
     b = numpy.asarray(b, dtype=numpy.float64).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"arrays of {a.size} and {b.size} values")
+        raise BadShape(f"arrays of {a.size} and {b.size} values")
     a, b = a - a.mean(), b - b.mean()
     den = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b) / den if den > 0 else float("nan")
@@ -222,8 +217,8 @@ def ssim(a, b, data_range=1.0, win=7, k1=0.01, k2=0.03):
     a = numpy.asarray(a, dtype=numpy.float64)
     b = numpy.asarray(b, dtype=numpy.float64)
     if a.shape != b.shape or a.ndim != 2 or min(a.shape) < win:
-        raise ValueError(f"ssim of two 2-d maps of the same size, at least {win}×{win}; got "
-                         f"{a.shape} and {b.shape}")
+        raise BadShape(f"ssim of two 2-d maps of the same size, at least {win}×{win}; got "
+                       f"{a.shape} and {b.shape}")
     ma, mb = _box_means(a, win), _box_means(b, win)
     unbiased = win * win / (win * win - 1.0)
     va = unbiased * (_box_means(a * a, win) - ma * ma)
@@ -294,7 +289,7 @@ def randomize(net, name, seed=0):
     same draw in the cascading and independent tests."""
     layer = net.layers[net.check_layer(name)]
     if getattr(layer, "weight", None) is None:
-        raise InputError(f"layer {name!r} has no parameters to randomize")
+        raise BadOption(f"layer {name!r} has no parameters to randomize")
     models.init_layer(layer, numpy.random.default_rng([int(seed), net.layer_names.index(name)]))
     layer.to(net.xp)
     return net
@@ -303,7 +298,7 @@ def randomize(net, name, seed=0):
 def _one_image(net, x):
     x = attribution._as_batch(net, x)
     if x.shape[0] != 1:
-        raise InputError(f"the checks take one image at a time, got a batch of {x.shape[0]}")
+        raise BadShape(f"the checks take one image at a time, got a batch of {x.shape[0]}")
     return x
 
 
@@ -312,10 +307,10 @@ def _layers_for(net, target, start, depth):
     layers = parameter_layers(net, start or t.layer)
     if depth is not None:
         if int(depth) < 1:
-            raise InputError(f"depth {depth}: randomize at least one layer")
+            raise BadOption(f"depth {depth}: randomize at least one layer")
         layers = layers[:int(depth)]
     if not layers:
-        raise InputError(f"no layer with parameters at or below {start or t.layer!r}")
+        raise BadOption(f"no layer with parameters at or below {start or t.layer!r}")
     return layers
 
 
@@ -333,7 +328,7 @@ def randomization_test(net, x, target, methods=None, mode="cascade", start=None,
     :data:`SANITY_COLUMNS`, one per method and step). ``net`` is left as it was.
     """
     if mode not in MODES:
-        raise InputError(f"randomization mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise BadOption(f"randomization mode {mode!r}: expected one of {', '.join(MODES)}")
     methods = check_methods(methods)
     x = _one_image(net, x)
     options = dict(options or {})
@@ -363,7 +358,7 @@ def other_target(net, x, target, seed=0):
     act = attribution._forward(net, _one_image(net, x), t.layer)
     choices = [c for c in range(act.shape[1]) if c != t.channel]
     if not choices:
-        raise InputError(f"layer {t.layer!r} has one channel: no other target")
+        raise BadTarget(f"layer {t.layer!r} has one channel: no other target")
     c = int(numpy.random.default_rng(seed).choice(choices))
     return targets.Target(t.layer, c, t.position)
 
@@ -421,28 +416,13 @@ def random_ranking(shape, seed):
     return numpy.random.default_rng(seed).permutation(int(numpy.prod(shape)))
 
 
-def gaussian_kernel(klen=11, sigma=5.0):
-    """RISE's blur kernel: ``scipy.ndimage.gaussian_filter(impulse, sigma)`` of a ``klen`` ×
-    ``klen`` array with 1 at its centre (its borders reflect the Gaussian's tails)."""
-    from scipy.ndimage import gaussian_filter
-    impulse = numpy.zeros((klen, klen))
-    impulse[klen // 2, klen // 2] = 1.0
-    return gaussian_filter(impulse, sigma)
-
-
-def blur(x, klen=11, sigma=5.0):
-    """Insertion's substrate: each colour of ``x`` (N, C, H, W) convolved with
-    :func:`gaussian_kernel`, zero padding, same size; computed on the host in float64 and
-    returned on ``x``'s device in its dtype."""
-    from scipy.ndimage import correlate
-    k = gaussian_kernel(klen, sigma)
-    h = numpy.asarray(backend.to_numpy(x), dtype=numpy.float64)
-    out = numpy.empty_like(h)
-    for i in range(h.shape[0]):
-        for c in range(h.shape[1]):
-            out[i, c] = correlate(h[i, c], k, mode="constant", cval=0.0)
-    xp = backend.get_array_module(x)
-    return xp.asarray(out.astype(x.dtype))
+def blur(x):
+    """Insertion's substrate: each colour of ``x`` (N, C, H, W) blurred by RISE's choices
+    (Petsiuk et al.'s ``evaluation.py``): a Gaussian of σ = 5 px on an 11×11 window (the
+    response of ``scipy.ndimage.gaussian_filter(sigma=5)`` to an 11×11 impulse, its tails
+    folded back in), zero padding, same size (:func:`nnviz.functional.gaussian_blur`);
+    computed in float64 on ``x``'s device and returned in ``x``'s dtype."""
+    return gaussian_blur(x.astype(numpy.float64), 5.0, mode="constant", window=11).astype(x.dtype)
 
 
 def substrate(x, mode):
@@ -451,7 +431,7 @@ def substrate(x, mode):
         return backend.get_array_module(x).zeros_like(x)
     if mode == "insertion":
         return blur(x)
-    raise InputError(f"curve {mode!r}: expected one of {', '.join(CURVES)}")
+    raise BadOption(f"curve {mode!r}: expected one of {', '.join(CURVES)}")
 
 
 def scores(net, xs, target):
@@ -476,7 +456,7 @@ def auc(curve):
     trapezoid rule)."""
     y = numpy.asarray(curve, dtype=numpy.float64)
     if y.size < 2:
-        raise ValueError("a curve needs two points at least")
+        raise BadShape("a curve needs two points at least")
     return float((y.sum() - y[0] / 2 - y[-1] / 2) / (y.size - 1))
 
 
@@ -484,7 +464,7 @@ def steps_of(h, w, steps):
     """``(pixels per step, number of steps)`` for an h × w image and about ``steps`` steps."""
     steps = int(steps)
     if steps < 1:
-        raise InputError(f"steps must be >= 1, got {steps}")
+        raise BadOption(f"steps must be >= 1, got {steps}")
     hw = h * w
     per = -(-hw // min(steps, hw))
     return per, -(-hw // per)
@@ -503,7 +483,7 @@ def causal_curve(net, x, target, order, mode="deletion", steps=50, batch=4, prog
     h, w = x.shape[2:]
     order = numpy.asarray(order).ravel()
     if order.size != h * w or not numpy.array_equal(numpy.sort(order), numpy.arange(h * w)):
-        raise InputError(f"the pixel order must be a permutation of the {h}×{w} pixels")
+        raise BadShape(f"the pixel order must be a permutation of the {h}×{w} pixels")
     per, n = steps_of(h, w, steps)
     if mode == "deletion":
         start, finish = x, substrate(x, mode)
@@ -526,8 +506,8 @@ def causal_curve(net, x, target, order, mode="deletion", steps=50, batch=4, prog
     else:
         ref = float(scores(net, x, t)[0])
         if not ref > 0:
-            raise InputError(f"target {t} scores {ref:.4g} on the image: nothing to delete or "
-                             f"insert; pick a channel that responds (e.g. the strongest)")
+            raise BadTarget(f"target {t} scores {ref:.4g} on the image: nothing to delete or "
+                            f"insert; pick a channel that responds (e.g. the strongest)")
         normalized = out / ref
     return {"fraction": numpy.arange(n + 1) / n, "pixels": pixels, "score": out,
             "normalized": normalized, "auc": auc(normalized)}
@@ -595,7 +575,7 @@ def completeness(net, x, target, method, attributions, baseline=None):
     elif method.startswith("lrp-"):
         diff = s_x
     else:
-        raise InputError(f"completeness is defined for ig and lrp-* methods, not {method!r}")
+        raise BadOption(f"completeness is defined for ig and lrp-* methods, not {method!r}")
     delta = total - diff
     return {"method": method, "attribution_sum": total, "score_difference": diff,
             "delta": delta, "relative": delta / diff if diff else float("nan")}
@@ -617,3 +597,150 @@ def bootstrap_ci(values, n_boot=10000, level=0.95, seed=0):
     alpha = (1 - level) / 2
     low, high = numpy.quantile(means, [alpha, 1 - alpha])
     return float(v.mean()), float(low), float(high)
+
+
+def similarity_curves(rows, layers, methods):
+    """``{method: {metric: [similarity after each of layers]}}`` of one randomization's rows
+    (the curves of :func:`nnviz.plots.curves_figure`)."""
+    out = {}
+    for m in methods:
+        sel = {r["layer"]: r for r in rows if r["method"] == m}
+        out[m] = {k: [float(sel[n][k]) for n in layers] for k in METRICS}
+    return out
+
+
+def curve_rows(curves):
+    """The rows of :func:`faithfulness`'s ``curves``: one per step (:data:`CURVE_COLUMNS`),
+    and one AUC per method and mode (:data:`AUC_COLUMNS`)."""
+    rows, aucs = [], []
+    for (m, mode), c in curves.items():
+        aucs.append({"method": m, "mode": mode, "auc": c["auc"]})
+        for i in range(len(c["score"])):
+            rows.append({"method": m, "mode": mode, "step": i, "fraction": c["fraction"][i],
+                         "pixels": c["pixels"][i], "score": c["score"][i],
+                         "normalized": c["normalized"][i]})
+    return rows, aucs
+
+
+RESULT_FILES = ("sanity.csv", "random-target.csv", "faithfulness.csv", "faithfulness-auc.csv",
+                "completeness.csv")
+STAT_COLUMNS = ("metric", "mean", "low", "high", "n")
+# the result files summarized: their columns, and the summary's group keys and metrics
+SUMMARIES = {
+    "sanity.csv": (SANITY_COLUMNS, ("method", "randomized", "layer"), METRICS),
+    "random-target.csv": (RANDOM_TARGET_COLUMNS, ("method",), METRICS),
+    "faithfulness-auc.csv": (AUC_COLUMNS, ("method", "mode"), ("auc",)),
+    "completeness.csv": (COMPLETENESS_COLUMNS, ("method",), ("delta", "relative")),
+}
+
+
+def find_results(folders):
+    """{file name: [(task, path)]} for the result CSVs (:data:`RESULT_FILES`) under
+    ``folders`` (recursively, hidden folders such as ``.partial`` skipped; the task is the
+    folder holding the file, relative to the folder given)."""
+    found = {name: [] for name in RESULT_FILES}
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise BadFile(f"{folder}: no such folder")
+        for d, subdirs, files in os.walk(folder):
+            subdirs[:] = sorted(s for s in subdirs if not s.startswith("."))
+            for name in RESULT_FILES:
+                if name in files:
+                    task = os.path.relpath(d, folder)
+                    task = os.path.basename(os.path.abspath(folder)) if task == "." else task
+                    found[name].append((task, os.path.join(d, name)))
+    if not any(found.values()):
+        raise BadFile(f"no {', '.join(RESULT_FILES)} under {', '.join(folders)}: run nnviz "
+                      f"sanity or nnviz faithfulness (or nnviz batch of them) there first")
+    return found
+
+
+def _merged(found, name):
+    return [dict(row, task=task) for task, path in found[name] for row in tables.read_csv(path)]
+
+
+def summarize(rows, keys, metrics, n_boot, seed):
+    """One row per group of ``keys`` and per metric: mean, low, high, n (images)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    out = []
+    for key, members in groups.items():
+        for metric in metrics:
+            values = [float(r[metric]) for r in members]
+            mean, low, high = bootstrap_ci(values, n_boot, seed=seed)
+            out.append(dict(zip(keys, key), metric=metric, mean=mean, low=low, high=high,
+                            n=len(values)))
+    return out
+
+
+def curve_summary(rows, n_boot, seed):
+    """The mean deletion and insertion curves over the images of ``rows`` (the merged rows
+    of faithfulness.csv), each step's 95% interval from at most 2000 bootstrap resamples:
+    ``{"methods", "curves": {(method, mode): {"fraction", "normalized", "auc"}}, "bands":
+    {(method, mode): (low, high)}, "images"}``."""
+    ordered = list(dict.fromkeys(r["method"] for r in rows))
+    methods = [m for m in ordered if m != RANDOM]
+    curves, bands = {}, {}
+    for m in methods + [RANDOM]:
+        for mode in CURVES:
+            sel = [r for r in rows if r["method"] == m and r["mode"] == mode]
+            if not sel:
+                continue
+            steps = sorted({int(r["step"]) for r in sel})
+            per_task = {}
+            for r in sel:
+                per_task.setdefault(r["task"], {})[int(r["step"])] = float(r["normalized"])
+            full = [t for t in per_task.values() if len(t) == len(steps)]
+            if len(full) != len(per_task):
+                raise BadFile(f"{m} {mode}: the runs have different numbers of steps; "
+                              f"aggregate runs made with the same --steps")
+            ys = numpy.array([[t[s] for s in steps] for t in full])          # (images, steps)
+            stats = numpy.array([bootstrap_ci(ys[:, j], min(n_boot, 2000), seed=seed)
+                                 for j in range(len(steps))])
+            curves[(m, mode)] = {"fraction": numpy.array(steps) / max(steps),
+                                 "normalized": stats[:, 0], "auc": auc(stats[:, 0])}
+            bands[(m, mode)] = (stats[:, 1], stats[:, 2])
+    return {"methods": methods, "curves": curves, "bands": bands,
+            "images": len(dict.fromkeys(r["task"] for r in rows))}
+
+
+def aggregate(found, n_boot=10000, seed=0):
+    """What ``nnviz evaluate-aggregate`` writes from the result files ``found``
+    (:func:`find_results`), in the order written: ``[(name, make)]``, where ``make()`` is a
+    table ``(columns, rows)`` for a name ending in ``.csv`` (the merged rows, with their
+    ``task``; the summaries of :func:`summarize`), else a figure (:mod:`nnviz.plots`).
+    Nothing is computed before ``make`` is called, so that every path can be checked first."""
+    done = {}
+
+    def summary(file):           # a result file's merged rows and their summary, once
+        if file not in done:
+            _, keys, metrics = SUMMARIES[file]
+            rows = _merged(found, file)
+            done[file] = rows, summarize(rows, keys, metrics, n_boot, seed)
+        return done[file]
+
+    def pair(file, merged_name, summary_name):
+        columns, keys, _ = SUMMARIES[file]
+        return [(merged_name, lambda: (("task",) + columns, summary(file)[0])),
+                (summary_name, lambda: (keys + STAT_COLUMNS, summary(file)[1]))]
+
+    def faithfulness_figure():
+        aucs = summary("faithfulness-auc.csv")[1] if found["faithfulness-auc.csv"] else None
+        curves = curve_summary(_merged(found, "faithfulness.csv"), n_boot, seed)
+        return plots.faithfulness_summary_figure(curves, aucs, CURVES, RANDOM)
+
+    plan = []
+    if found["sanity.csv"]:
+        plan += pair("sanity.csv", "sanity-all.csv", "sanity-summary.csv")
+        plan.append(("sanity-summary",
+                     lambda: plots.sanity_summary_figure(*summary("sanity.csv"), METRICS)))
+    if found["random-target.csv"]:
+        plan += pair("random-target.csv", "random-target-all.csv", "random-target-summary.csv")
+    if found["faithfulness-auc.csv"]:
+        plan += pair("faithfulness-auc.csv", "faithfulness-auc-all.csv", "faithfulness-summary.csv")
+    if found["faithfulness.csv"]:
+        plan.append(("faithfulness-summary", faithfulness_figure))
+    if found["completeness.csv"]:
+        plan += pair("completeness.csv", "completeness-all.csv", "completeness-summary.csv")
+    return plan
