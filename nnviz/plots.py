@@ -217,3 +217,26 @@ def faithfulness_summary_figure(summary, auc_summary, modes, baseline):
                                f"mean [interval]); the score is a class's probability, else the "
                                f"score over the intact image's", "score", modes, baseline,
                                summary["bands"], aucs)
+
+
+def loss_curve(history, path, title="training loss"):
+    """The total loss and its terms per step of a feed-forward style net's training
+    (``history``: dicts with ``step``, ``loss``, ``content``, ``style``, ``tv``; log scale) as a
+    PNG, atomically. Returns ``path``."""
+    fig = figure(6.4, 3.6)
+    ax = fig.add_subplot()
+    steps = [h["step"] for h in history]
+    for key, style in (("loss", "-"), ("content", "--"), ("style", "--"), ("tv", ":")):
+        v = [h[key] for h in history]
+        if any(a > 0 for a in v):
+            ax.plot(steps, v, style, label="total" if key == "loss" else key)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (batch mean)")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return os.fspath(path)

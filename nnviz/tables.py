@@ -17,10 +17,11 @@ def _value(v, digits):
 def write_csv(path, columns, rows, digits=8):
     """``rows`` (dicts, read by ``columns``, or sequences in their order) under a header of
     ``columns``, atomically; numbers as Python numbers, floats with ``digits`` significant
-    digits (None: every digit, as ``repr``). Returns ``path``."""
+    digits (None: every digit, as ``repr``). The one CSV writer of nnviz: evaluation tables,
+    loss curves (``digits=None``). Returns ``path``."""
     with io.atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(columns)
             for row in rows:
                 values = [row[c] for c in columns] if isinstance(row, dict) else row

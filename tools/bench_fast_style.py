@@ -28,9 +28,9 @@ STYLE = "/work/shared/images/starry_night.jpg"
 
 
 def converge(args):
-    from nnviz import io, render, vgg16
+    from nnviz import io, plots, render, vgg16
     from nnviz.methods import fast_style as FS
-    from nnviz.methods.optimize import write_loss_csv
+    from nnviz.tables import write_csv
     os.makedirs(args.out, exist_ok=True)
     vgg = vgg16(weights="default", include_top=False)
     name = f"{os.path.splitext(os.path.basename(args.style))[0]}_{args.size}px_w{args.width:g}_{args.steps}"
@@ -48,8 +48,8 @@ def converge(args):
     model = r.extra["model"]
     base = os.path.join(args.out, name)
     FS.save(model, base + ".h5")
-    write_loss_csv(model.history, base + "_loss.csv", FS.HISTORY_COLUMNS)
-    FS.plot_loss(model.history, base + "_loss.png", f"width {args.width:g}, {args.size} px, batch {args.batch}")
+    write_csv(base + "_loss.csv", FS.HISTORY_COLUMNS, model.history, digits=None)
+    plots.loss_curve(model.history, base + "_loss.png", f"width {args.width:g}, {args.size} px, batch {args.batch}")
     losses = [h["loss"] for h in model.history]
     k = max(1, min(10, len(losses) // 10))
     first, last = statistics.mean(losses[:k]), statistics.mean(losses[-k:])

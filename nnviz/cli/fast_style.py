@@ -8,11 +8,12 @@ import time
 
 import numpy
 
+from .. import plots
 from ..errors import BadFile, BadOption
 from ..io import MAX_SIDE, SAMPLES, load_image, save_png
 from ..methods import fast_style as FS
-from ..methods.optimize import write_loss_csv
 from ..render import grid
+from ..tables import write_csv
 from .common import (
     NONNEG_INT,
     POSITIVE,
@@ -150,7 +151,7 @@ def train(args):
     FS.save(model, out_path)
     written = [out_path, ckpt]
     if model.history:
-        written += [write_loss_csv(model.history, csv_path, FS.HISTORY_COLUMNS), FS.plot_loss(
+        written += [write_csv(csv_path, FS.HISTORY_COLUMNS, model.history, digits=None), plots.loss_curve(
             model.history, png_path, f"{model.arch}, width {model.width:g}: {stem(args.style)}")]
     if model.arch == "johnson":
         preview = FS.stylize(model, [load_image(p, 256) for p in PREVIEW])

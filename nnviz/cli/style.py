@@ -12,8 +12,8 @@ import numpy
 from ..errors import BadOption
 from ..io import MAX_SIDE, PHOTOGRAPHS, fit_size, load_image, resize, save_png
 from ..methods import style as S
-from ..methods.optimize import write_loss_csv
 from ..progress import progress_bar
+from ..tables import write_csv
 from .common import (
     NONNEG,
     NONNEG_INT,
@@ -179,7 +179,7 @@ def run(args):
         print_every=0 if args.quiet else args.print_every)
     bar.close()
     path = save_png(finish(result.image), out_path)
-    write_loss_csv(result.history, csv_path, S.HISTORY_COLUMNS)
+    write_csv(csv_path, S.HISTORY_COLUMNS, result.history, digits=None)
     n = len(result.history)
     per_iter = (sum(h["seconds"] for h in result.history) / n) if n else 0.0
     if result.status != "done":

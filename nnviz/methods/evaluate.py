@@ -296,7 +296,7 @@ def randomize(net, name, seed=0):
 
 
 def _one_image(net, x):
-    x = attribution._as_batch(net, x)
+    x = attribution.as_batch(net, x)
     if x.shape[0] != 1:
         raise BadShape(f"the checks take one image at a time, got a batch of {x.shape[0]}")
     return x
@@ -355,7 +355,7 @@ def other_target(net, x, target, seed=0):
     """Another target of the same layer, drawn with ``seed``: another class of ``fc8``, or
     another channel (at the same position for a unit)."""
     t = targets.parse(target).check(net)
-    act = attribution._forward(net, _one_image(net, x), t.layer)
+    act = attribution.forward_to(net, _one_image(net, x), t.layer)
     choices = [c for c in range(act.shape[1]) if c != t.channel]
     if not choices:
         raise BadTarget(f"layer {t.layer!r} has one channel: no other target")
@@ -416,21 +416,16 @@ def random_ranking(shape, seed):
     return numpy.random.default_rng(seed).permutation(int(numpy.prod(shape)))
 
 
-def blur(x):
-    """Insertion's substrate: each colour of ``x`` (N, C, H, W) blurred by RISE's choices
-    (Petsiuk et al.'s ``evaluation.py``): a Gaussian of σ = 5 px on an 11×11 window (the
-    response of ``scipy.ndimage.gaussian_filter(sigma=5)`` to an 11×11 impulse, its tails
-    folded back in), zero padding, same size (:func:`nnviz.functional.gaussian_blur`);
-    computed in float64 on ``x``'s device and returned in ``x``'s dtype."""
-    return gaussian_blur(x.astype(numpy.float64), 5.0, mode="constant", window=11).astype(x.dtype)
-
-
 def substrate(x, mode):
-    """What the pixels become (deletion: zeros) or start from (insertion: :func:`blur`)."""
+    """What the pixels become (deletion: zeros) or start from (insertion: ``x`` blurred by
+    RISE's choices, Petsiuk et al.'s ``evaluation.py``: a Gaussian of σ = 5 px on an 11×11
+    window (the response of ``scipy.ndimage.gaussian_filter(sigma=5)`` to an 11×11 impulse,
+    its tails folded back in), zero padding, same size: :func:`nnviz.functional.gaussian_blur`,
+    computed in float64 and returned in ``x``'s dtype)."""
     if mode == "deletion":
         return backend.get_array_module(x).zeros_like(x)
     if mode == "insertion":
-        return blur(x)
+        return gaussian_blur(x.astype(numpy.float64), 5.0, mode="constant", window=11).astype(x.dtype)
     raise BadOption(f"curve {mode!r}: expected one of {', '.join(CURVES)}")
 
 
@@ -438,7 +433,7 @@ def scores(net, xs, target):
     """The score of ``target`` for each image of ``xs`` (host float64, (N,)): the softmax
     probability of an ``fc8`` class, else the channel's mean activation (a unit's value)."""
     t = targets.parse(target)
-    act = attribution._forward(net, xs, t.layer)
+    act = attribution.forward_to(net, xs, t.layer)
     a = numpy.asarray(backend.to_numpy(act), dtype=numpy.float64)
     if t.is_class:
         z = a - a.max(axis=1, keepdims=True)
@@ -566,11 +561,11 @@ def completeness(net, x, target, method, attributions, baseline=None):
     x = _one_image(net, x)
     t = targets.parse(target).check(net)
     total = float(numpy.asarray(backend.to_numpy(attributions), dtype=numpy.float64).sum())
-    s_x = float(backend.to_numpy(t.score(attribution._forward(net, x, t.layer)))[0])
+    s_x = float(backend.to_numpy(t.score(attribution.forward_to(net, x, t.layer)))[0])
     if method == "ig":
         xp = backend.get_array_module(x)
         b = xp.zeros_like(x) if baseline is None else backend.to_device(baseline, net.device)
-        s_b = float(backend.to_numpy(t.score(attribution._forward(net, b.astype(x.dtype), t.layer)))[0])
+        s_b = float(backend.to_numpy(t.score(attribution.forward_to(net, b.astype(x.dtype), t.layer)))[0])
         diff = s_x - s_b
     elif method.startswith("lrp-"):
         diff = s_x

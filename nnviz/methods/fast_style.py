@@ -765,28 +765,5 @@ def generate(model, count=1, size=256, seed=0, dtype=numpy.float32):
 
 
 # ---------------------------------------------------------------------------------------
-# the loss curve (its CSV: nnviz.methods.optimize.write_loss_csv with HISTORY_COLUMNS)
+# the loss curve (its CSV: nnviz.tables.write_csv with HISTORY_COLUMNS, every digit)
 # ---------------------------------------------------------------------------------------
-
-def plot_loss(history, path, title="training loss"):
-    """The total loss and its terms per step (log scale) as a PNG, atomically."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(6.4, 3.6), dpi=100)
-    ax = fig.add_subplot()
-    steps = [h["step"] for h in history]
-    for key, style in (("loss", "-"), ("content", "--"), ("style", "--"), ("tv", ":")):
-        v = [h[key] for h in history]
-        if any(a > 0 for a in v):
-            ax.plot(steps, v, style, label="total" if key == "loss" else key)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (batch mean)")
-    ax.set_title(title)
-    ax.legend(loc="upper right")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return os.fspath(path)

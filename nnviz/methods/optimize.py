@@ -15,7 +15,6 @@ divided by ``scale`` (the functions' argument; the loop passes half the pixel ra
 images lie in about [-1, 1] whatever the preprocessing).
 """
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -424,14 +423,3 @@ def regularizer_terms(net, lp=None, tv=None, l2=None):
     if l2:
         terms.append(("l2", l2, lambda x: l2_decay(x, s), False))
     return terms
-
-
-def write_loss_csv(history, path, columns):
-    """The loss curve ``history`` (a dict per step or iteration) as CSV, atomically: a header
-    of ``columns``, then one row per entry (each value's ``repr``). Returns the path."""
-    with io.atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(",".join(columns) + "\n")
-            for h in history:
-                f.write(",".join(repr(h[c]) for c in columns) + "\n")
-    return os.fspath(path)
