@@ -7,7 +7,7 @@ import sys
 
 import numpy
 
-from .. import io, methods, models, render, targets
+from .. import io, methods, models, render, rules, targets
 from ..backend import to_numpy
 from ..errors import BadTarget
 from ..methods.attribution import DEFAULT_LAYER, default_target
@@ -117,8 +117,7 @@ def register(sub):
                        help="convolutional layer of the map (default relu5_3)")
     p = parser("trace", "every layer's activation and gradient, written to one HDF5 file",
                run_trace, grid=False)
-    from ..rules import COMPOSITES  # LRP composites: the trace records relevance
-    p.add_argument("--rule", choices=("backprop", "deconvnet", "guided") + tuple(COMPOSITES),
+    p.add_argument("--rule", choices=("backprop", "deconvnet", "guided") + tuple(rules.COMPOSITES),
                    type=lambda s: s.replace("-", "_"), default="backprop",
                    help="ReLU backward rule (default backprop), or an LRP composite (hyphens "
                         "allowed): the trace then holds each layer's relevance, its sum per "

@@ -4,6 +4,8 @@ writes (one check for all of them)."""
 import argparse
 import contextlib
 import difflib
+import hashlib
+import itertools
 import math
 import os
 import re
@@ -590,7 +592,6 @@ def variant(args, named=()):
         parts.append(dest if value is True else f"{dest}={_shown(value)}")
     text = slug("-".join(parts)) if parts else ""
     if len(text) > MAX_VARIANT:
-        import hashlib
         text = text[:MAX_VARIANT - 9].rstrip("-_.") + "-" + \
             hashlib.sha1(text.encode()).hexdigest()[:8]
     return text
@@ -605,7 +606,6 @@ def output_name(args, *parts, named=(), sep="-"):
     extra = variant(args, named)
     name = sep.join([slug(p) for p in parts if str(p)] + ([extra] if extra else []))
     if len(name) > MAX_NAME:      # room for suffixes (-step00001, _loss.csv, a temporary's)
-        import hashlib
         name = name[:MAX_NAME - 9].rstrip("-_.") + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return name
 
@@ -658,7 +658,6 @@ class Outputs:
         """Snapshot paths, all checked now: ``template`` (a format string in --out, e.g.
         ``name-step{step:05d}.png``) for every step of ``steps`` and every combination of the
         ``fields`` (``batch=range(3)``). Returns ``path(step, **fields)``."""
-        import itertools
         names = list(fields)
         made = {}
         for step in steps:
