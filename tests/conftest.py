@@ -60,6 +60,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=REAL_GPU_ONLY))
 
 
+@pytest.fixture(scope="module")
+def net():
+    """VGG16 without its fully connected layers, random weights (seed 0): one per test module."""
+    import nnviz
+    return nnviz.vgg16(seed=0, include_top=False)
+
+
+@pytest.fixture(scope="module")
+def top():
+    """VGG16 with its fully connected layers, random weights (seed 0): one per test module."""
+    import nnviz
+    return nnviz.vgg16(seed=0)
+
+
 def rel_err(a, b):
     """max |a - b| / max |b| (a scale-aware error for comparisons with a reference)."""
     a = numpy.asarray(backend.to_numpy(a), dtype=numpy.float64)

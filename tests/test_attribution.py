@@ -34,11 +34,6 @@ TOL64 = 1e-10
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nnviz.vgg16(seed=0, include_top=False)
-
-
-@pytest.fixture(scope="module")
 def tw(net):
     return twin(net, torch.float64)
 
@@ -88,6 +83,7 @@ def test_saliency_matches_torch_autograd(net, tw, target, size):
     assert rel_err(g, torch_grad(tw, x, target)) < TOL64
 
 
+@pytest.mark.slow
 def test_saliency_class_target_with_top():
     """A class of fc8 (pre-softmax) at 224 px with the fully connected layers. In float64:
     in float32 the two frameworks' roundoff flips a ReLU mask or a pooling switch somewhere

@@ -96,11 +96,6 @@ def torch_twin(net, **kw):
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nnviz.vgg16(seed=7, include_top=False)
-
-
-@pytest.fixture(scope="module")
 def model(net):
     return torch_twin(net)
 

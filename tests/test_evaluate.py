@@ -39,11 +39,6 @@ from nnviz.methods import evaluate as E
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nnviz.vgg16(seed=0, include_top=False)
-
-
-@pytest.fixture(scope="module")
 def tw(net):
     return twin(net, torch.float64)
 

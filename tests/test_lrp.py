@@ -415,16 +415,11 @@ def test_per_layer_dict_matches_zennit_name_map(vggs):
     assert rel_err(got, ref) < TOL
 
 
-@pytest.fixture(scope="module")
-def top():
-    """VGG16 with its fully connected layers (random weights), built once."""
-    return nnviz.vgg16(seed=0)
-
-
 AT_224 = {"epsilon_plus_flat": ["Epsilon", "Gradient", "ZPlus", "Flat"],
           "epsilon_gamma_box": ["Epsilon", "Gradient", "Gamma", "ZBox"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(AT_224))
 def test_class_target_at_224_matches_zennit(top, name):
     """A class target (fc8, pre-softmax) at 224 px, through the fully connected layers (ε),

@@ -22,11 +22,6 @@ TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def net():
-    return nnviz.vgg16(seed=0, include_top=False)
-
-
-@pytest.fixture(scope="module")
 def tnet(net):
     return twin(net, torch.float64)
 

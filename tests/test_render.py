@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch_twin import twin
 
-import nnviz
 from nnviz import cli, io, methods, render
 
 SHAPES = [(3, 17, 23), (3, 64, 48)]
@@ -100,11 +99,6 @@ def test_zero_map_stays_zero():
     assert (render.magnitude(z) == 0).all()
     assert (render.diverging_map(z) == 255).all()
     assert (render.normalize(z[0], "all") == 0).all()
-
-
-@pytest.fixture(scope="module")
-def net():
-    return nnviz.vgg16(seed=0, include_top=False)
 
 
 def test_smoothgrad_squared_matches_torch(net):

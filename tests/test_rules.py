@@ -11,7 +11,6 @@ import torch_twin
 from conftest import rel_err
 from torch_twin import twin
 
-import nnviz
 from nnviz import layers as L
 from nnviz import rules
 
@@ -26,11 +25,6 @@ class PassReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         return dy
-
-
-@pytest.fixture(scope="module")
-def net():
-    return nnviz.vgg16(seed=3, include_top=False)
 
 
 def _seed(net, x, layer, seed=0):

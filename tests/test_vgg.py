@@ -26,6 +26,7 @@ def conv_algorithm(request):
         yield request.param
 
 
+@pytest.mark.slow
 def test_logits_and_activations_match_torch_at_224(full_net, conv_algorithm):
     """float32, the whole net with its top: every layer's output within 1e-4 relative."""
     x = numpy.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(numpy.float32) * 50
@@ -100,55 +101,50 @@ def test_layer_names_follow_caffe_convention():
 
 # -- errors that help --------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def small_net():
-    return nnviz.vgg16(seed=0)
-
-
-def test_wrong_rank_names_the_shape(small_net):
+def test_wrong_rank_names_the_shape(top):
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\), got shape \(32, 32, 3\)"):
-        small_net.forward(numpy.zeros((32, 32, 3), numpy.float32))
+        top.forward(numpy.zeros((32, 32, 3), numpy.float32))
 
 
-def test_wrong_channel_count_names_layer_and_shape(small_net):
+def test_wrong_channel_count_names_layer_and_shape(top):
     with pytest.raises(ValueError, match=r"layer 'conv1_1': expected 3 input channels, got shape \(1, 4, 32, 32\)"):
-        small_net.forward(numpy.zeros((1, 4, 32, 32), numpy.float32))
+        top.forward(numpy.zeros((1, 4, 32, 32), numpy.float32))
 
 
-def test_uint8_input_points_to_preprocess(small_net):
+def test_uint8_input_points_to_preprocess(top):
     with pytest.raises(TypeError, match="preprocess"):
-        small_net.forward(numpy.zeros((1, 3, 32, 32), numpy.uint8))
+        top.forward(numpy.zeros((1, 3, 32, 32), numpy.uint8))
 
 
-def test_unknown_layer_for_until_and_start(small_net):
+def test_unknown_layer_for_until_and_start(top):
     x = numpy.zeros((1, 3, 32, 32), numpy.float32)
     with pytest.raises(KeyError, match="unknown layer 'conv6_1'.*conv1_1"):
-        small_net.forward(x, until="conv6_1")
-    small_net.forward(x, until="conv3_1")
+        top.forward(x, until="conv6_1")
+    top.forward(x, until="conv3_1")
     with pytest.raises(KeyError, match="unknown start layer 'conv9'"):
-        small_net.backward(numpy.zeros((1, 1)), start="conv9")
+        top.backward(numpy.zeros((1, 1)), start="conv9")
     with pytest.raises(RuntimeError, match="'conv4_1' was not reached"):
-        small_net.backward(numpy.zeros((1, 512, 4, 4)), start="conv4_1")
+        top.backward(numpy.zeros((1, 512, 4, 4)), start="conv4_1")
     with pytest.raises(ValueError, match=r"gradient of shape \(1, 3\) does not match the output "
                                          r"of 'conv3_1', \(1, 256, 8, 8\)"):
-        small_net.backward(numpy.zeros((1, 3)), start="conv3_1")
+        top.backward(numpy.zeros((1, 3)), start="conv3_1")
 
 
-def test_unknown_rule(small_net):
+def test_unknown_rule(top):
     x = numpy.zeros((1, 3, 32, 32), numpy.float32)
-    y = small_net.forward(x, until="relu1_1")
+    y = top.forward(x, until="relu1_1")
     with pytest.raises(ValueError, match="unknown backward rule 'gudied'.*guided"):
-        small_net.backward(y, start="relu1_1", rule="gudied")
+        top.backward(y, start="relu1_1", rule="gudied")
     with pytest.raises(KeyError, match="'conv1_1', which is not a ReLU"):
-        small_net.backward(y, start="relu1_1", rule={"conv1_1": "guided"})
+        top.backward(y, start="relu1_1", rule={"conv1_1": "guided"})
 
 
-def test_top_needs_224(small_net):
+def test_top_needs_224(top):
     x = numpy.zeros((1, 3, 64, 64), numpy.float32)
     with pytest.raises(ValueError, match=r"'fc8' needs a 224×224 input.*\(1, 3, 64, 64\)"):
-        small_net.forward(x, until="fc8")
-    y = small_net.forward(x)           # without `until`: the convolutional part, up to pool5
-    assert y.shape == (1, 512, 2, 2) and list(small_net.activations)[-1] == "pool5"
+        top.forward(x, until="fc8")
+    y = top.forward(x)           # without `until`: the convolutional part, up to pool5
+    assert y.shape == (1, 512, 2, 2) and list(top.activations)[-1] == "pool5"
 
 
 def test_input_smaller_than_the_net_needs():

@@ -116,6 +116,7 @@ def keras_vgg16_notop(tmp_path_factory, image64):
     return files, pool5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["legacy", "weights.h5"])
 def test_keras_vgg16_logits(keras_vgg16, image224, tmp_path, kind):
     """Keras 3 VGG16 (keras.applications, random weights): nnviz's fc8 equals Keras's logits
@@ -133,6 +134,7 @@ def test_keras_vgg16_logits(keras_vgg16, image224, tmp_path, kind):
     assert rel_err(out, expected) <= TOL
 
 
+@pytest.mark.slow
 def test_keras_vgg19_logits(tmp_path_factory, image224):
     """Keras 3 VGG19 with top (.weights.h5, layers named conv2d … conv2d_15: numeric order)."""
     tmp = tmp_path_factory.mktemp("keras19")
@@ -207,6 +209,7 @@ def _torch_file(tmp, arch, include_top, seed, image):
     return path, x, expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
 def test_torch_logits(tmp_path, image224, arch):
     """A torchvision-layout state dict saved by torch.save: nnviz's fc8 equals PyTorch's
